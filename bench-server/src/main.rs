@@ -1,0 +1,150 @@
+//! bench-server: a WebSocket echo (or sink) server on the wsengine io_uring runtime, for
+//! benchmarks, interop tests and the Autobahn conformance suite.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use wsengine::runtime::{Server, SocketOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A WebSocket benchmark server on wsengine (io_uring, thread-per-core).
+///
+/// Prints `listening on ws://ADDR` when ready. On SIGINT or SIGTERM it shuts down
+/// gracefully (close 1001 to every connection) and prints the totals.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port, printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    addr: SocketAddr,
+    /// Worker threads, each pinned to a CPU with its own io_uring ring and SO_REUSEPORT
+    /// listener. Default: the number of CPUs.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// What to do with each message: `echo` sends it back with the same type; `sink`
+    /// counts and drops it.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// The largest message (and frame) accepted, in bytes; larger ones close the
+    /// connection with 1009.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_message_size: usize,
+    /// Bytes queued for a connection's socket above which echoing waits (backpressure).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_send_queue: usize,
+    /// Seconds a client has to complete the opening handshake.
+    #[arg(long, default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// Send a ping after this many seconds without traffic (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    ping_interval: f64,
+    /// Drop a connection after this many seconds without receiving anything (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    idle_timeout: f64,
+    /// Open connections per worker above which new ones get HTTP 503.
+    #[arg(long, default_value_t = 100_000)]
+    max_connections_per_worker: usize,
+    /// Seconds open connections get to close after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 5.0)]
+    shutdown_grace: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// Send every text or binary message back, same type, same payload.
+    Echo,
+    /// Receive and count, send nothing back.
+    Sink,
+}
+
+/// Totals over all workers, added to when a worker thread exits.
+static MESSAGES: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// A worker's counters: plain cells on the hot path, summed into the totals at exit.
+struct WorkerCounts {
+    messages: Cell<u64>,
+    bytes: Cell<u64>,
+}
+
+impl Drop for WorkerCounts {
+    fn drop(&mut self) {
+        MESSAGES.fetch_add(self.messages.get(), Ordering::Relaxed);
+        BYTES.fetch_add(self.bytes.get(), Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static COUNTS: WorkerCounts = const { WorkerCounts { messages: Cell::new(0), bytes: Cell::new(0) } };
+}
+
+fn seconds(s: f64) -> Option<Duration> {
+    (s > 0.0).then(|| Duration::from_secs_f64(s))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut options = SocketOptions::default();
+    options.protocol.max_message_size = args.max_message_size;
+    options.protocol.max_frame_size = args.max_message_size;
+    options.max_send_queue = args.max_send_queue;
+    options.ping_interval = seconds(args.ping_interval);
+    options.idle_timeout = seconds(args.idle_timeout);
+    let mut builder = Server::builder(args.addr)
+        .socket_options(options)
+        .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
+        .max_connections_per_worker(args.max_connections_per_worker);
+    if let Some(workers) = args.workers {
+        builder = builder.workers(workers);
+    }
+    let mode = args.mode;
+    let server = builder.serve(move |ws, _request| async move {
+        while let Ok(message) = ws.recv().await {
+            COUNTS.with(|c| {
+                c.messages.set(c.messages.get() + 1);
+                c.bytes.set(c.bytes.get() + message.len() as u64);
+            });
+            if let Mode::Echo = mode {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("bench-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on ws://{}", server.local_addr());
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("bench-server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signal = signals.forever().next();
+    eprintln!("bench-server: signal {signal:?}, shutting down");
+    let stats = server.stats().clone();
+    server.shutdown(Duration::from_secs_f64(args.shutdown_grace));
+    println!(
+        "totals: connections {} (rejected {}), messages {}, bytes {}",
+        stats.upgraded.load(Ordering::Relaxed),
+        stats.rejected.load(Ordering::Relaxed),
+        MESSAGES.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
+    ExitCode::SUCCESS
+}

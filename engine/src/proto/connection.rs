@@ -1,0 +1,474 @@
+//! The connection state machine: received bytes in, events out; messages in, bytes to write
+//! out. No IO and no clock: the driver moves bytes and enforces deadlines.
+//!
+//! # Receiving
+//! The driver appends what it reads to [`Connection::read_buf`] (or copies it in with
+//! [`Connection::feed`]) and calls [`Connection::poll_event`] until it returns `Ok(None)`.
+//! Each frame's payload is unmasked in place and UTF-8-checked as soon as its bytes arrive
+//! (so an invalid text message fails before its end arrives), and a complete single-frame
+//! message is sliced off the receive buffer as `Bytes`, without a copy.
+//!
+//! # Sending
+//! [`Connection::send`], [`Connection::send_ping`] and [`Connection::close`] encode frames
+//! into the [`Outgoing`] queue; the driver takes them with [`Connection::drain_transmit`] and
+//! writes them in as few syscalls as it can.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::close::{CloseCode, CloseFrame};
+use super::config::Config;
+use super::error::{ProtocolError, SendError};
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
+use super::mask::apply_mask;
+use super::message::{Assembler, Message, MessageKind, Utf8Bytes};
+use super::outgoing::Outgoing;
+use super::role::Role;
+use super::utf8::Utf8Validator;
+
+/// Where the connection is in the closing handshake (RFC 6455 §7).
+///
+/// ```text
+///            close() sends Close                 peer's Close arrives
+///   Open ─────────────────────────▶ CloseSent ──────────────────────────▶ Closed
+///    │                                                                      ▲
+///    │ peer's Close arrives: our Close (echoing its code) is queued         │
+///    ├──────────────────────────────────────────────────────────────────────┤
+///    │ the peer breaks the protocol: Close with 1002/1007/1009 is queued    │
+///    └──────────────────────────────────────────────────────────────────────┘
+/// ```
+///
+/// In `Closed` the driver writes what is still queued and then ends the TCP connection: at
+/// once on the server, after the server's FIN (or the close timeout) on the client
+/// ([`Role::closes_tcp_first`]). In `CloseSent` the driver arms the close timeout
+/// ([`Config::close_timeout`]); messages that arrive meanwhile are still delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's. No more data frames may be sent.
+    CloseSent,
+    /// The closing handshake is complete, or the connection failed. Nothing more is
+    /// received; queued bytes (the last close frame) are still to be written.
+    Closed,
+}
+
+/// What [`Connection::poll_event`] delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text or binary message.
+    Message(Message),
+    /// A ping arrived; with [`Config::auto_pong`] its pong is already queued.
+    Ping(Bytes),
+    /// A pong arrived (solicited or not).
+    Pong(Bytes),
+    /// The peer's close frame arrived (`None`: it had no status code, 1005). Our reply is
+    /// queued if we had not sent a close frame; the connection is now [`State::Closed`].
+    Close(Option<CloseFrame>),
+}
+
+/// The frame whose header sits at the front of the receive buffer.
+#[derive(Debug, Clone, Copy)]
+struct InFrame {
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    header_len: usize,
+    payload_len: usize,
+    /// Payload bytes already unmasked (and UTF-8-checked, for text).
+    checked: usize,
+    /// Part of a text message: its payload goes through the UTF-8 validator.
+    text: bool,
+}
+
+/// One WebSocket connection's protocol state, after the opening handshake.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    /// Received bytes not yet consumed; starts at the current frame's header.
+    rx: BytesMut,
+    frame: Option<InFrame>,
+    fragments: Assembler,
+    /// The text message in progress (one frame or several).
+    utf8: Utf8Validator,
+    tx: Outgoing,
+    /// Source of masking keys, for clients only (RFC 6455 §5.3: keys must be unpredictable;
+    /// seeded from the OS CSPRNG).
+    mask_keys: Option<fastrand::Rng>,
+}
+
+impl Connection {
+    /// A connection in `role` whose opening handshake has completed.
+    ///
+    /// `leftover` holds bytes that arrived after the handshake (frames the peer sent at
+    /// once); they are kept as the start of the frame stream.
+    pub fn new(role: Role, config: Config, leftover: BytesMut) -> Self {
+        let mask_keys = role.masks_outgoing().then(|| {
+            let mut seed = [0u8; 8];
+            // A failing OS RNG leaves the time-and-address seed below: keys then are still
+            // varied, though not cryptographically strong. getrandom fails only on exotic
+            // platforms.
+            let _ = getrandom::fill(&mut seed);
+            let fallback = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+                ^ (&seed as *const _ as u64);
+            let seed = u64::from_ne_bytes(seed);
+            fastrand::Rng::with_seed(if seed == 0 { fallback } else { seed })
+        });
+        Connection {
+            role,
+            config,
+            state: State::Open,
+            rx: leftover,
+            frame: None,
+            fragments: Assembler::default(),
+            utf8: Utf8Validator::new(),
+            tx: Outgoing::default(),
+            mask_keys,
+        }
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The closing-handshake state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the connection is done: write what is queued, then end the TCP connection.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    // ---- receiving -------------------------------------------------------------------
+
+    /// The receive buffer: the driver appends bytes read from the socket here.
+    #[inline]
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        &mut self.rx
+    }
+
+    /// Copies received bytes into the receive buffer.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.state != State::Closed {
+            self.rx.extend_from_slice(bytes);
+        }
+    }
+
+    /// Bytes still needed to complete the frame in progress (at least 1): a hint for how
+    /// much to read next. Bounded by the frame size limit.
+    pub fn read_hint(&self) -> usize {
+        match self.frame {
+            Some(f) => (f.header_len + f.payload_len)
+                .saturating_sub(self.rx.len())
+                .max(1),
+            None => 2usize.saturating_sub(self.rx.len()).max(1),
+        }
+    }
+
+    /// Bytes received and not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Processes received bytes and returns the next event, or `Ok(None)` when more bytes
+    /// are needed (or the connection is closed).
+    ///
+    /// On a protocol error the connection is failed: the close frame with the error's code
+    /// is queued, the state becomes [`State::Closed`], and the error is returned once.
+    #[inline]
+    pub fn poll_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        match self.next_event() {
+            Ok(event) => Ok(event),
+            Err(err) => {
+                self.fail(err);
+                Err(err)
+            }
+        }
+    }
+
+    fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        loop {
+            if self.state == State::Closed {
+                return Ok(None);
+            }
+            let mut frame = match self.frame {
+                Some(frame) => frame,
+                None => match FrameHeader::decode(&self.rx)? {
+                    None => return Ok(None),
+                    Some((header, header_len)) => self.begin_frame(header, header_len)?,
+                },
+            };
+            // Unmask and check whatever of the payload has arrived.
+            let arrived = (self.rx.len() - frame.header_len).min(frame.payload_len);
+            if arrived > frame.checked {
+                let new =
+                    &mut self.rx[frame.header_len + frame.checked..frame.header_len + arrived];
+                if let Some(key) = frame.mask {
+                    apply_mask(new, key, frame.checked);
+                }
+                if frame.text {
+                    self.utf8
+                        .feed(new)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                frame.checked = arrived;
+            }
+            if frame.checked < frame.payload_len {
+                self.frame = Some(frame);
+                return Ok(None);
+            }
+            self.frame = None;
+            self.rx.advance(frame.header_len);
+            if let Some(event) = self.end_frame(frame)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Checks a new frame's header against the role, the message in progress and the limits.
+    fn begin_frame(&mut self, h: FrameHeader, header_len: usize) -> Result<InFrame, ProtocolError> {
+        // RFC 6455 §5.1: servers fail on unmasked frames, clients on masked ones.
+        match (self.role.expects_masked(), h.mask.is_some()) {
+            (true, false) => return Err(ProtocolError::UnmaskedFrame),
+            (false, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if h.payload_len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                len: h.payload_len,
+                max: self.config.max_frame_size,
+            });
+        }
+        // RFC 6455 §5.4: fragments of one message are not interleaved with another message;
+        // control frames may be injected between them.
+        let text = match h.opcode {
+            OpCode::Continuation => match self.fragments.in_progress() {
+                None => return Err(ProtocolError::UnexpectedContinuation),
+                Some(kind) => {
+                    self.fragments
+                        .check_limit(h.payload_len, self.config.max_message_size)?;
+                    kind == MessageKind::Text
+                }
+            },
+            OpCode::Text | OpCode::Binary => {
+                if self.fragments.in_progress().is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                if h.payload_len > self.config.max_message_size as u64 {
+                    return Err(ProtocolError::MessageTooLarge {
+                        len: h.payload_len,
+                        max: self.config.max_message_size,
+                    });
+                }
+                let text = h.opcode == OpCode::Text;
+                if text {
+                    self.utf8.reset();
+                }
+                text
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => false,
+        };
+        // The payload length fits in usize: it is at most max_frame_size.
+        let payload_len = h.payload_len as usize;
+        let frame = InFrame {
+            fin: h.fin,
+            opcode: h.opcode,
+            mask: h.mask,
+            header_len,
+            payload_len,
+            checked: 0,
+            text,
+        };
+        self.frame = Some(frame);
+        Ok(frame)
+    }
+
+    /// Consumes a complete frame's payload from the front of the receive buffer.
+    fn end_frame(&mut self, frame: InFrame) -> Result<Option<Event>, ProtocolError> {
+        let len = frame.payload_len;
+        match frame.opcode {
+            OpCode::Text | OpCode::Binary if frame.fin => {
+                // A whole message in one frame: a view of the receive buffer, no copy.
+                let payload = self.rx.split_to(len).freeze();
+                Ok(Some(Event::Message(if frame.text {
+                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    Message::Text(Utf8Bytes::from_validated(payload))
+                } else {
+                    Message::Binary(payload)
+                })))
+            }
+            OpCode::Text | OpCode::Binary => {
+                let kind = if frame.text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                self.fragments.start(kind, &self.rx[..len]);
+                self.rx.advance(len);
+                Ok(None)
+            }
+            OpCode::Continuation => {
+                self.fragments.push(&self.rx[..len]);
+                self.rx.advance(len);
+                if !frame.fin {
+                    return Ok(None);
+                }
+                if frame.text {
+                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                Ok(self.fragments.finish().map(Event::Message))
+            }
+            OpCode::Ping => {
+                let payload = self.rx.split_to(len).freeze();
+                // RFC 6455 §5.5.2: a Pong with the same Application data, as soon as practical.
+                if self.config.auto_pong && self.state == State::Open {
+                    self.push_frame(OpCode::Pong, &payload, true);
+                }
+                Ok(Some(Event::Ping(payload)))
+            }
+            OpCode::Pong => {
+                // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
+                Ok(Some(Event::Pong(self.rx.split_to(len).freeze())))
+            }
+            OpCode::Close => {
+                let close = CloseFrame::parse(self.rx.split_to(len).freeze())?;
+                if self.state == State::Open {
+                    // RFC 6455 §5.5.1: reply with a close frame, typically echoing the code.
+                    // A close without a code is answered with 1000.
+                    let code = close.as_ref().map_or(CloseCode::NORMAL, |c| c.code);
+                    self.push_close(code, "");
+                }
+                self.state = State::Closed;
+                self.rx = BytesMut::new();
+                Ok(Some(Event::Close(close)))
+            }
+        }
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): queue a close frame with the error's code
+    /// (unless one was sent already) and stop receiving.
+    fn fail(&mut self, err: ProtocolError) {
+        if self.state == State::Open {
+            self.push_close(err.close_code(), err.close_reason());
+        }
+        self.state = State::Closed;
+        self.frame = None;
+        self.rx = BytesMut::new();
+        self.fragments = Assembler::default();
+    }
+
+    // ---- sending ---------------------------------------------------------------------
+
+    /// Queues a data message, fragmented per [`Config::fragment_size`].
+    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        match self.config.fragment_size {
+            Some(size) if size > 0 && payload.len() > size => {
+                let mut at = 0;
+                let mut op = opcode;
+                while at < payload.len() {
+                    let end = (at + size).min(payload.len());
+                    self.push_frame(op, &payload.slice(at..end), end == payload.len());
+                    op = OpCode::Continuation;
+                    at = end;
+                }
+            }
+            _ => self.push_frame(opcode, payload, true),
+        }
+        Ok(())
+    }
+
+    /// Queues a ping (payload at most 125 bytes).
+    pub fn send_ping(&mut self, payload: Bytes) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited pong (payload at most 125 bytes), e.g. as a heartbeat.
+    pub fn send_pong(&mut self, payload: Bytes) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlPayloadTooLong(payload.len()));
+        }
+        self.push_frame(opcode, &payload, true);
+        Ok(())
+    }
+
+    /// Starts the closing handshake: queues a close frame. The peer's close frame then
+    /// arrives as [`Event::Close`]; the driver waits for it at most
+    /// [`Config::close_timeout`].
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_CONTROL_PAYLOAD - 2 {
+            return Err(SendError::CloseReasonTooLong(reason.len()));
+        }
+        self.push_close(code, reason);
+        self.state = State::CloseSent;
+        Ok(())
+    }
+
+    fn push_close(&mut self, code: CloseCode, reason: &str) {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        payload.extend_from_slice(&code.0.to_be_bytes());
+        payload.extend_from_slice(reason.as_bytes());
+        self.push_frame(OpCode::Close, &Bytes::from(payload), true);
+    }
+
+    #[inline]
+    fn push_frame(&mut self, opcode: OpCode, payload: &Bytes, fin: bool) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        match &mut self.mask_keys {
+            // RFC 6455 §5.3: a fresh, unpredictable key for every frame.
+            Some(rng) => self
+                .tx
+                .push_masked(&header, rng.u32(..).to_ne_bytes(), payload),
+            None => self.tx.push(&header, payload),
+        }
+    }
+
+    /// Bytes queued for the socket.
+    #[inline]
+    pub fn pending_transmit(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Moves every queued chunk to `out`, in order, for one write or `writev`.
+    #[inline]
+    pub fn drain_transmit(&mut self, out: &mut Vec<Bytes>) {
+        self.tx.drain_into(out);
+    }
+}

@@ -1,0 +1,191 @@
+//! The client: connect to a `ws://` URL over io_uring and get the same [`WebSocket`]
+//! handle as the server, in the client role (frames masked, RFC 6455 §5.3).
+//!
+//! Runs inside an io_uring runtime: [`start`](super::uring::start) one on this thread, or
+//! call it from a server's handler.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio_uring::net::TcpStream;
+
+use super::driver;
+use super::error::Error;
+use super::handshake_io::{read_more, write_all};
+use super::options::SocketOptions;
+use super::socket::{Inner, WebSocket};
+use crate::proto::connection::Connection;
+use crate::proto::handshake::{ClientRequest, HandshakeLimits, Response};
+use crate::proto::role::Role;
+
+/// How to connect: subprotocols, extra headers, timeouts and per-connection settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Subprotocols to offer, in order of preference (`Sec-WebSocket-Protocol`).
+    pub protocols: Vec<String>,
+    /// Extra request headers (e.g. `Authorization`, `Cookie`).
+    pub headers: Vec<(String, String)>,
+    /// The `Origin` header, as browsers send it. Default none.
+    pub origin: Option<String>,
+    /// Deadline for the TCP connection. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Deadline for the server's upgrade response. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Bind the local end to this source address before connecting (port chosen by the
+    /// kernel), e.g. 127.0.0.2 to use more than one address's ephemeral ports. The connect
+    /// is then a blocking `connect(2)` (instant on loopback). Default none.
+    pub local_addr: Option<IpAddr>,
+    /// Per-connection settings.
+    pub socket: SocketOptions,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            origin: None,
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            local_addr: None,
+            socket: SocketOptions::default(),
+        }
+    }
+}
+
+/// Connects to `url` (`ws://host[:port][/path][?query]`) with default options.
+pub async fn connect(url: &str) -> Result<(WebSocket, Response), Error> {
+    ConnectOptions::default().connect(url).await
+}
+
+/// The parts of a `ws://` URL the handshake needs.
+struct Target {
+    addr: SocketAddr,
+    host_header: String,
+    resource: String,
+}
+
+fn parse_url(url: &str) -> Result<Target, Error> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
+    match parsed.scheme() {
+        "ws" => {}
+        "wss" => {
+            return Err(Error::InvalidUrl(format!(
+                "{url}: wss:// needs TLS, which this engine does not do; terminate TLS in front"
+            )));
+        }
+        other => {
+            return Err(Error::InvalidUrl(format!(
+                "{url}: scheme {other}, expected ws"
+            )));
+        }
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| Error::InvalidUrl(format!("{url}: no host")))?;
+    let port = parsed.port().unwrap_or(80);
+    let lookup_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (lookup_host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::InvalidUrl(format!("{url}: cannot resolve {host}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::InvalidUrl(format!("{url}: {host} has no address")))?;
+    let host_header = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let mut resource = parsed.path().to_string();
+    if let Some(q) = parsed.query() {
+        resource.push('?');
+        resource.push_str(q);
+    }
+    Ok(Target {
+        addr,
+        host_header,
+        resource,
+    })
+}
+
+impl ConnectOptions {
+    /// Connects to `url` and completes the opening handshake.
+    pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response), Error> {
+        let target = parse_url(url)?;
+        let stream = tokio::time::timeout(self.connect_timeout, self.tcp_connect(target.addr))
+            .await
+            .map_err(|_| Error::Timeout("connecting"))??;
+        let _ = stream.set_nodelay(true);
+        let stream = Rc::new(stream);
+        let handshake =
+            tokio::time::timeout(self.handshake_timeout, self.handshake(&stream, &target)).await;
+        let (response, leftover) = match handshake {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return Err(Error::Timeout("opening handshake"));
+            }
+        };
+        let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover);
+        let inner = Rc::new(Inner::new(conn, self.socket.clone(), target.addr));
+        driver::spawn(inner.clone(), stream, || {});
+        Ok((WebSocket::new(inner, Role::Client), response))
+    }
+
+    async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, Error> {
+        let Some(local) = self.local_addr else {
+            return Ok(TcpStream::connect(addr).await?);
+        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.bind(&SocketAddr::new(local, 0).into())?;
+        socket.connect(&addr.into())?;
+        Ok(TcpStream::from_std(socket.into()))
+    }
+
+    async fn handshake(
+        &self,
+        stream: &TcpStream,
+        target: &Target,
+    ) -> Result<(Response, BytesMut), Error> {
+        let mut request = ClientRequest::new(&target.host_header, &target.resource);
+        for protocol in &self.protocols {
+            request = request.protocol(protocol);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Some(origin) = &self.origin {
+            request = request.origin(origin);
+        }
+        let (bytes, mut parser) = request
+            .build(HandshakeLimits::default())
+            .map_err(Error::ClientHandshake)?;
+        write_all(stream, bytes).await?;
+        let mut buf = BytesMut::new();
+        loop {
+            if !read_more(stream, &mut buf).await? {
+                return Err(Error::Closed(crate::proto::close::CloseFrame {
+                    code: crate::proto::close::CloseCode::ABNORMAL,
+                    reason: crate::proto::message::Utf8Bytes::from_static(
+                        "the server closed the connection during the handshake",
+                    ),
+                }));
+            }
+            if let Some(response) = parser
+                .parse_response(&mut buf)
+                .map_err(Error::ClientHandshake)?
+            {
+                return Ok((response, buf));
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The two tasks that move a connection's bytes over io_uring: the reader and the writer.
+//!
+//! Reader: read into the spare capacity of the core's receive buffer (no copy; a
+//! single-frame message is then a `Bytes` view of that buffer), run the core, put messages
+//! in the inbox, wake the application and the writer (for pongs and close replies).
+//!
+//! Writer: take everything the core has queued (all frames of this turn) and write it in
+//! one `write` (one chunk) or `writev` (a header and large payloads by reference). It also
+//! owns the deadlines: keepalive pings, the idle timeout, and the close timeout. When the
+//! connection is done it ends the TCP connection in the order RFC 6455 §7.1.1 asks for.
+
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+use super::socket::{End, Inner};
+use crate::proto::connection::{Event, State};
+
+/// The most a single read asks for, however large the frame in progress.
+const MAX_READ: usize = 256 * 1024;
+
+/// Spawns the reader and writer of a connection on the current worker.
+pub(crate) fn spawn(inner: Rc<Inner>, stream: Rc<TcpStream>, on_finish: impl FnOnce() + 'static) {
+    tokio_uring::spawn(read_loop(inner.clone(), stream.clone()));
+    tokio_uring::spawn(async move {
+        write_loop(&inner, &stream).await;
+        on_finish();
+    });
+}
+
+async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
+    loop {
+        // Backpressure: stop reading while the application has too much unread.
+        loop {
+            let s = inner.shared.borrow();
+            if s.inbox_bytes <= inner.options.max_recv_queue || s.end.is_some() {
+                break;
+            }
+            drop(s);
+            inner.recv_space.notified().await;
+        }
+        let mut buf = {
+            let mut s = inner.shared.borrow_mut();
+            let want = s
+                .conn
+                .read_hint()
+                .clamp(inner.options.read_buffer_size, MAX_READ);
+            let buf = s.conn.read_buf();
+            if buf.capacity() - buf.len() < want {
+                buf.reserve(want);
+            }
+            std::mem::take(buf)
+        };
+        let len = buf.len();
+        let cap = buf.capacity();
+        let (result, slice) = stream.read(buf.slice(len..cap)).await;
+        buf = slice.into_inner();
+        let mut s = inner.shared.borrow_mut();
+        let closed_before = s.conn.is_closed();
+        *s.conn.read_buf() = buf;
+        match result {
+            Ok(0) | Err(_) => {
+                s.read_closed = true;
+                match result {
+                    Err(e) => s.set_end(End::Io(e.kind())),
+                    _ => s.set_end(End::Abnormal),
+                }
+                drop(s);
+                inner.readable.notify();
+                inner.writable.notify();
+                return;
+            }
+            Ok(_) => {}
+        }
+        s.last_received = Instant::now();
+        if closed_before {
+            // After the closing handshake, read only to see the peer's FIN.
+            s.conn.read_buf().clear();
+            continue;
+        }
+        let mut got_message = false;
+        loop {
+            match s.conn.poll_event() {
+                Ok(Some(Event::Message(message))) => {
+                    s.inbox_bytes += message.len();
+                    s.inbox.push_back(message);
+                    got_message = true;
+                }
+                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+                Ok(Some(Event::Close(frame))) => {
+                    s.set_end(End::Closed(frame));
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    s.set_end(End::Protocol(e));
+                    break;
+                }
+            }
+        }
+        let wake_writer = s.conn.pending_transmit() > 0 || s.conn.is_closed();
+        let ended = s.end.is_some();
+        drop(s);
+        if got_message || ended {
+            inner.readable.notify();
+        }
+        if wake_writer {
+            inner.writable.notify();
+        }
+    }
+}
+
+async fn write_loop(inner: &Inner, stream: &TcpStream) {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        let deadline = {
+            let mut s = inner.shared.borrow_mut();
+            s.conn.drain_transmit(&mut chunks);
+            if chunks.is_empty() {
+                if s.end.is_some() || s.conn.is_closed() {
+                    break;
+                }
+                next_deadline(inner, &s)
+            } else {
+                s.in_flight = chunks.iter().map(Bytes::len).sum();
+                None
+            }
+        };
+        if chunks.is_empty() {
+            let notified = inner.writable.notified();
+            match deadline {
+                None => notified.await,
+                Some(at) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(at.into()) => on_deadline(inner),
+                    }
+                }
+            }
+            continue;
+        }
+        let result = write_chunks(stream, &mut chunks).await;
+        inner.shared.borrow_mut().in_flight = 0;
+        inner.send_space.notify();
+        if let Err(e) = result {
+            inner.shared.borrow_mut().set_end(End::Io(e.kind()));
+            inner.readable.notify();
+            break;
+        }
+    }
+    finish(inner, stream).await;
+}
+
+/// Writes all `chunks` (one `write`, or `writev` when there are several), leaving it empty.
+async fn write_chunks(stream: &TcpStream, chunks: &mut Vec<Bytes>) -> std::io::Result<()> {
+    if chunks.len() == 1 {
+        let chunk = chunks.pop().unwrap_or_default();
+        let (result, _) = stream.write_all(chunk).await;
+        return result;
+    }
+    while !chunks.is_empty() {
+        // At most IOV_MAX (1024) buffers per writev.
+        let rest = if chunks.len() > 1024 {
+            chunks.split_off(1024)
+        } else {
+            Vec::new()
+        };
+        let batch = std::mem::take(chunks);
+        let (result, mut batch) = stream.writev(batch).await;
+        let mut written = result?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        // Drop what was written; keep the unwritten tail (a partial write) in order.
+        batch.retain_mut(|chunk| {
+            if written >= chunk.len() {
+                written -= chunk.len();
+                false
+            } else {
+                chunk.advance(written);
+                written = 0;
+                true
+            }
+        });
+        batch.extend(rest);
+        *chunks = batch;
+    }
+    Ok(())
+}
+
+/// The earliest of the keepalive ping, the idle timeout and the close timeout.
+fn next_deadline(inner: &Inner, s: &super::socket::Shared) -> Option<Instant> {
+    let opts = &inner.options;
+    let mut at: Option<Instant> = None;
+    let mut consider = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+    if let Some(sent) = s.close_sent_at {
+        consider(sent + opts.protocol.close_timeout);
+    } else if s.conn.state() == State::Open {
+        if let Some(every) = opts.ping_interval {
+            consider(s.last_received.max(s.ping_sent_at) + every);
+        }
+        if let Some(idle) = opts.idle_timeout {
+            consider(s.last_received + idle);
+        }
+    }
+    at
+}
+
+fn on_deadline(inner: &Inner) {
+    let now = Instant::now();
+    let opts = &inner.options;
+    let mut s = inner.shared.borrow_mut();
+    if let Some(sent) = s.close_sent_at {
+        if now >= sent + opts.protocol.close_timeout {
+            s.set_end(End::TimedOut("the peer did not answer the close frame"));
+        }
+    } else if opts
+        .idle_timeout
+        .is_some_and(|idle| now >= s.last_received + idle)
+    {
+        s.set_end(End::TimedOut("idle timeout"));
+    } else if opts
+        .ping_interval
+        .is_some_and(|every| now >= s.last_received.max(s.ping_sent_at) + every)
+    {
+        // Nothing arrived for a ping interval: ask for a pong.
+        let _ = s.conn.send_ping(Bytes::new());
+        s.ping_sent_at = now;
+    }
+    drop(s);
+    inner.readable.notify();
+}
+
+/// Ends the TCP connection: flushes the last bytes, then RFC 6455 §7.1.1's order (the
+/// server closes first; the client waits for the server's FIN, at most the close
+/// timeout), then wakes everyone.
+async fn finish(inner: &Inner, stream: &TcpStream) {
+    let (clean_close, closes_first, timeout) = {
+        let s = inner.shared.borrow();
+        (
+            matches!(s.end, Some(End::Closed(_)) | Some(End::Protocol(_))) && !s.read_closed,
+            s.conn.role().closes_tcp_first(),
+            inner.options.protocol.close_timeout,
+        )
+    };
+    if clean_close {
+        if closes_first {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+        // Wait for the peer's FIN (the reader sees EOF) so that our close frame is not
+        // lost to a reset from unread data, at most the close timeout.
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !inner.shared.borrow().read_closed {
+            tokio::select! {
+                _ = inner.readable.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    let mut s = inner.shared.borrow_mut();
+    s.set_end(End::Abnormal);
+    s.finished = true;
+    drop(s);
+    inner.readable.notify();
+    inner.send_space.notify();
+    inner.finished.notify();
+}

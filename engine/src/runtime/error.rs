@@ -1,0 +1,93 @@
+//! Errors of the runtime, grouped by who is at fault.
+
+use std::{fmt, io};
+
+use crate::proto::close::CloseFrame;
+use crate::proto::error::{ProtocolError, SendError};
+use crate::proto::handshake::{ClientHandshakeError, HandshakeError};
+
+/// An error from the io_uring runtime: the server, the client or a WebSocket handle.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is closed. The frame holds the peer's close code and reason, or a
+    /// code that never goes on the wire: 1005 when the peer's close frame had no code,
+    /// 1006 when the connection ended without a close frame (reset, vanished peer, idle
+    /// timeout).
+    Closed(CloseFrame),
+    /// The peer broke the protocol; the connection was failed with the error's close code.
+    Protocol(ProtocolError),
+    /// The application asked for something the protocol does not allow.
+    Send(SendError),
+    /// The opening handshake from a client was invalid (the server answered with its
+    /// HTTP status).
+    Handshake(HandshakeError),
+    /// The server's answer to our opening handshake was not an acceptable upgrade.
+    ClientHandshake(ClientHandshakeError),
+    /// A deadline passed: connecting, the opening handshake, or the close handshake.
+    Timeout(&'static str),
+    /// The URL given to the client is not a usable `ws://` URL.
+    InvalidUrl(String),
+    /// The kernel refused to create an io_uring instance.
+    UringUnavailable(io::Error),
+    /// An IO error on the socket.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Closed(frame) if frame.reason.is_empty() => {
+                write!(f, "connection closed ({})", frame.code)
+            }
+            Error::Closed(frame) => {
+                write!(f, "connection closed ({}: {})", frame.code, frame.reason)
+            }
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Send(e) => write!(f, "cannot send: {e}"),
+            Error::Handshake(e) => write!(f, "handshake rejected: {e}"),
+            Error::ClientHandshake(e) => write!(f, "handshake failed: {e}"),
+            Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
+            Error::UringUnavailable(e) => write!(
+                f,
+                "io_uring is not available: the kernel refused to create a ring ({e}). \
+                 This happens under seccomp profiles that block io_uring (Docker, \
+                 Kubernetes), with the sysctl kernel.io_uring_disabled set, or on kernels \
+                 older than 5.11"
+            ),
+            Error::Io(e) => write!(f, "IO error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Protocol(e) => Some(e),
+            Error::Send(e) => Some(e),
+            Error::Handshake(e) => Some(e),
+            Error::ClientHandshake(e) => Some(e),
+            Error::UringUnavailable(e) | Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Error::Send(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}

@@ -1,0 +1,34 @@
+//! The io_uring runtime: a thread-per-core server and a client on `tokio-uring`.
+//!
+//! A thin driver over [`crate::proto`]: it moves bytes between sockets and the core,
+//! schedules the tasks, and owns the timers. No protocol decision is made here.
+//!
+//! | file | concept |
+//! |---|---|
+//! | [`server`] | the builder, worker threads and the shutdown handle |
+//! | `worker` | one core's accept loop, handshakes and connection registry |
+//! | `driver` | a connection's reader and writer tasks |
+//! | [`socket`] | the application's [`WebSocket`] handle |
+//! | [`client`] | connecting to a `ws://` URL |
+//! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
+//! | [`options`] | per-connection settings |
+//! | [`error`] | the runtime's error type |
+
+pub mod client;
+mod driver;
+pub mod error;
+mod handshake_io;
+mod listener;
+mod notify;
+pub mod options;
+pub mod server;
+pub mod socket;
+pub mod uring;
+mod worker;
+
+pub use client::{ConnectOptions, connect};
+pub use error::Error;
+pub use options::SocketOptions;
+pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
+pub use socket::WebSocket;
+pub use uring::{UringRuntime, start};

@@ -1,0 +1,45 @@
+//! Per-connection settings of the runtime, each default with what it costs.
+
+use std::time::Duration;
+
+use crate::proto::config::Config;
+
+/// How a connection is driven: protocol limits plus buffering, backpressure and keepalive.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// Protocol limits and behaviour (frame and message size, auto-pong, fragmentation,
+    /// close timeout).
+    pub protocol: Config,
+    /// Bytes queued for the socket (encoded, not yet written) above which `send` waits
+    /// (backpressure). Default 1 MiB. A message is always accepted when the queue is below
+    /// the bound, so one message may take it over. Cost: up to this much per slow reader.
+    pub max_send_queue: usize,
+    /// Bytes of received messages the application has not taken with `recv` above which
+    /// the connection stops reading from the socket (TCP flow control then slows the
+    /// peer). Default 1 MiB.
+    pub max_recv_queue: usize,
+    /// The smallest read: the receive buffer is grown to at least this much free space
+    /// before each read. Default 4 KiB. Larger reads take more frames per syscall; every
+    /// connection waiting in a read holds this much.
+    pub read_buffer_size: usize,
+    /// Send a ping when nothing was received for this long. Default `None`.
+    pub ping_interval: Option<Duration>,
+    /// Drop the connection (reported as 1006) when nothing at all was received for this
+    /// long, e.g. a peer that vanished without a FIN. Default `None`. With a ping
+    /// interval shorter than this, a live peer's pongs keep the connection open.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            protocol: Config::default(),
+            max_send_queue: 1 << 20,
+            max_recv_queue: 1 << 20,
+            read_buffer_size: 4096,
+            ping_interval: None,
+            idle_timeout: None,
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The server: a builder, the worker threads, and a handle to stop them.
+//!
+//! Thread-per-core: each worker is an OS thread pinned to one CPU with its own io_uring
+//! runtime and its own `SO_REUSEPORT` listener on the same address, so connections are
+//! spread by the kernel and no state is shared on the hot path. Only the handshake hook,
+//! the handler factory and a few statistics counters are shared (read-only or atomic).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::error::Error;
+use super::listener::bind_reuseport;
+use super::options::SocketOptions;
+use super::socket::WebSocket;
+use super::uring::DEFAULT_RING_ENTRIES;
+use super::worker;
+use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
+
+/// Decides whether to accept an upgrade request: origin checks, authentication and
+/// subprotocol choice happen here.
+pub type HandshakeHook = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
+
+/// The application's per-connection handler, boxed.
+pub(crate) type BoxHandler =
+    dyn Fn(WebSocket, Request) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync;
+
+/// Counters shared by the workers.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// TCP connections accepted.
+    pub accepted: AtomicU64,
+    /// Opening handshakes completed (WebSocket connections established).
+    pub upgraded: AtomicU64,
+    /// Connections turned away: invalid handshake, rejected by the hook, handshake timeout,
+    /// or over the connection limit.
+    pub rejected: AtomicU64,
+    /// WebSocket connections open now.
+    pub open: AtomicU64,
+}
+
+/// Everything a worker needs, shared read-only.
+pub(crate) struct ServerShared {
+    pub(crate) options: SocketOptions,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) handshake_limits: HandshakeLimits,
+    pub(crate) max_connections_per_worker: usize,
+    pub(crate) on_handshake: Option<Arc<HandshakeHook>>,
+    pub(crate) handler: Arc<BoxHandler>,
+    pub(crate) stats: Arc<ServerStats>,
+    pub(crate) ring_entries: u32,
+    pub(crate) pin_workers: bool,
+}
+
+/// Configures and starts a [`Server`].
+#[must_use]
+pub struct ServerBuilder {
+    addr: SocketAddr,
+    workers: usize,
+    options: SocketOptions,
+    handshake_timeout: Duration,
+    handshake_limits: HandshakeLimits,
+    max_connections_per_worker: usize,
+    backlog: i32,
+    ring_entries: u32,
+    pin_workers: bool,
+    on_handshake: Option<Arc<HandshakeHook>>,
+}
+
+/// A WebSocket server on io_uring. Start one with [`Server::builder`].
+pub struct Server;
+
+impl Server {
+    /// A builder listening on `addr` (port 0 picks a free port; see
+    /// [`ServerHandle::local_addr`]).
+    pub fn builder(addr: SocketAddr) -> ServerBuilder {
+        ServerBuilder {
+            addr,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            options: SocketOptions::default(),
+            handshake_timeout: Duration::from_secs(10),
+            handshake_limits: HandshakeLimits::default(),
+            max_connections_per_worker: 100_000,
+            backlog: 4096,
+            ring_entries: DEFAULT_RING_ENTRIES,
+            pin_workers: true,
+            on_handshake: None,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Worker threads. Default: the number of CPUs.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Per-connection settings (protocol limits, backpressure, keepalive).
+    pub fn socket_options(mut self, options: SocketOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The deadline for a client to complete the opening handshake. Default 10 s; a
+    /// connection still handshaking then is closed (slowloris protection).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Size limits of the upgrade request (431 past them).
+    pub fn handshake_limits(mut self, limits: HandshakeLimits) -> Self {
+        self.handshake_limits = limits;
+        self
+    }
+
+    /// Open connections per worker above which new ones get HTTP 503. Default 100,000.
+    pub fn max_connections_per_worker(mut self, max: usize) -> Self {
+        self.max_connections_per_worker = max;
+        self
+    }
+
+    /// The listen backlog of each worker's socket. Default 4096 (the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Submission queue entries of each worker's ring. Default 4096.
+    pub fn ring_entries(mut self, entries: u32) -> Self {
+        self.ring_entries = entries;
+        self
+    }
+
+    /// Pin worker `i` to CPU `i` (modulo the CPU count). Default on.
+    pub fn pin_workers(mut self, pin: bool) -> Self {
+        self.pin_workers = pin;
+        self
+    }
+
+    /// Decides on each upgrade request: accept (optionally choosing a subprotocol and
+    /// adding headers) or reject with an HTTP status. Default: accept every valid request
+    /// without a subprotocol.
+    pub fn on_handshake<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Request) -> Result<Accept, Reject> + Send + Sync + 'static,
+    {
+        self.on_handshake = Some(Arc::new(hook));
+        self
+    }
+
+    /// Starts the workers and serves every accepted WebSocket with `handler`, which runs
+    /// as a task on the connection's worker (its future need not be `Send`).
+    ///
+    /// Returns once every worker listens, or the first error: the address could not be
+    /// bound, or the kernel refused io_uring ([`Error::UringUnavailable`]).
+    pub fn serve<H, F>(self, handler: H) -> Result<ServerHandle, Error>
+    where
+        H: Fn(WebSocket, Request) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        let handler: Arc<BoxHandler> = Arc::new(move |ws, req| Box::pin(handler(ws, req)));
+        let first = bind_reuseport(self.addr, self.backlog)?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..self.workers {
+            listeners.push(bind_reuseport(local_addr, self.backlog)?);
+        }
+        let stats = Arc::new(ServerStats::default());
+        let shared = Arc::new(ServerShared {
+            options: self.options,
+            handshake_timeout: self.handshake_timeout,
+            handshake_limits: self.handshake_limits,
+            max_connections_per_worker: self.max_connections_per_worker,
+            on_handshake: self.on_handshake,
+            handler,
+            stats: stats.clone(),
+            ring_entries: self.ring_entries,
+            pin_workers: self.pin_workers,
+        });
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let shared = shared.clone();
+            let shutdown = shutdown_rx.clone();
+            let ready = ready_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("wsengine-worker-{index}"))
+                .spawn(move || worker::run(index, listener, shared, shutdown, ready))?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+        let handle = ServerHandle {
+            local_addr,
+            shutdown: shutdown_tx,
+            threads,
+            stats,
+        };
+        for _ in 0..handle.threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    handle.shutdown(Duration::ZERO);
+                    return Err(e);
+                }
+                Err(_) => {
+                    handle.shutdown(Duration::ZERO);
+                    return Err(Error::Io(std::io::Error::other("a worker thread died")));
+                }
+            }
+        }
+        Ok(handle)
+    }
+}
+
+/// A running server: its address, statistics, and graceful shutdown.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<Option<Duration>>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Arc<ServerStats>,
+}
+
+impl ServerHandle {
+    /// The address the workers listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Counters over all workers.
+    pub fn stats(&self) -> &Arc<ServerStats> {
+        &self.stats
+    }
+
+    /// Graceful shutdown: every worker stops accepting, sends close 1001 ("going away") to
+    /// each open connection, waits up to `grace` for them to finish, drops the rest, and
+    /// exits. Returns when all workers have exited.
+    pub fn shutdown(mut self, grace: Duration) {
+        let _ = self.shutdown.send(Some(grace));
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    /// A handle that can start the shutdown from another thread (e.g. a signal handler
+    /// thread) while this one waits in [`join`](Self::join).
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.shutdown.clone())
+    }
+
+    /// Waits until the workers exit (after a [`ShutdownTrigger`] fired).
+    pub fn join(mut self) {
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.shutdown.send(Some(Duration::ZERO));
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Starts a server's graceful shutdown from any thread.
+#[derive(Clone)]
+pub struct ShutdownTrigger(tokio::sync::watch::Sender<Option<Duration>>);
+
+impl ShutdownTrigger {
+    /// Starts the graceful shutdown with `grace` for open connections to close.
+    pub fn shutdown(&self, grace: Duration) {
+        let _ = self.0.send(Some(grace));
+    }
+}
+
+impl ServerStats {
+    pub(crate) fn add(counter: &AtomicU64, n: i64) {
+        if n >= 0 {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+}

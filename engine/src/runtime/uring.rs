@@ -1,0 +1,46 @@
+//! Creating a worker's io_uring runtime, with a plain error where the kernel refuses rings.
+//!
+//! `tokio_uring::start` panics when `io_uring_setup` fails. Container seccomp profiles
+//! (Docker since 25, Kubernetes' `RuntimeDefault`) answer it with `EPERM`, kernels built
+//! without io_uring with `ENOSYS`, and `kernel.io_uring_disabled=2` with `EPERM`, so the
+//! failure is an expected deployment condition, reported as [`Error::UringUnavailable`].
+
+use std::future::Future;
+
+use super::error::Error;
+
+/// Submission queue entries per ring. Each in-flight read, write or accept holds one entry
+/// until submitted; the ring is flushed every turn of the event loop, so this bounds the
+/// operations submitted per turn, not the connections.
+pub const DEFAULT_RING_ENTRIES: u32 = 4096;
+
+/// A single-threaded io_uring runtime: tokio's current-thread scheduler and timers with an
+/// io_uring driver for sockets.
+pub struct UringRuntime {
+    inner: tokio_uring::Runtime,
+}
+
+impl UringRuntime {
+    /// Creates a runtime on this thread with `entries` submission queue entries.
+    pub fn new(entries: u32) -> Result<Self, Error> {
+        let mut builder = tokio_uring::builder();
+        builder.entries(entries);
+        match tokio_uring::Runtime::new(&builder) {
+            Ok(inner) => Ok(UringRuntime { inner }),
+            Err(e) => Err(Error::UringUnavailable(e)),
+        }
+    }
+
+    /// Runs `future` to completion on this thread. Tasks it spawns with
+    /// `tokio_uring::spawn` (or `tokio::task::spawn_local`) run on this runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.inner.block_on(future)
+    }
+}
+
+/// Runs `future` on a new io_uring runtime on this thread: the client-side counterpart of
+/// `tokio_uring::start` that returns an error instead of panicking where io_uring is
+/// refused.
+pub fn start<F: Future>(future: F) -> Result<F::Output, Error> {
+    Ok(UringRuntime::new(DEFAULT_RING_ENTRIES)?.block_on(future))
+}

@@ -1,0 +1,271 @@
+//! One worker: a thread pinned to a core, its io_uring runtime, its listener, and the
+//! connections it accepted. Nothing here is shared with other workers.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::sync::watch;
+use tokio_uring::net::{TcpListener, TcpStream};
+
+use super::driver;
+use super::error::Error;
+use super::handshake_io::{read_more, write_all};
+use super::notify::LocalNotify;
+use super::server::{ServerShared, ServerStats};
+use super::socket::{Inner, WebSocket};
+use super::uring::UringRuntime;
+use crate::proto::close::CloseCode;
+use crate::proto::connection::Connection;
+use crate::proto::handshake::{Accept, Reject, Request, ServerHandshake};
+use crate::proto::role::Role;
+
+/// A connection the worker knows of, for graceful shutdown.
+struct Entry {
+    stream: Rc<TcpStream>,
+    /// Set once the handshake completed.
+    inner: Option<Rc<Inner>>,
+}
+
+/// The worker's connections.
+#[derive(Default)]
+struct Registry {
+    entries: RefCell<HashMap<u64, Entry>>,
+    next_id: Cell<u64>,
+    /// WebSocket connections open (past the handshake).
+    open: Cell<usize>,
+    shutting_down: Cell<bool>,
+    changed: LocalNotify,
+}
+
+impl Registry {
+    fn insert(&self, stream: Rc<TcpStream>) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.entries.borrow_mut().insert(
+            id,
+            Entry {
+                stream,
+                inner: None,
+            },
+        );
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        if let Some(entry) = self.entries.borrow_mut().remove(&id) {
+            if entry.inner.is_some() {
+                self.open.set(self.open.get() - 1);
+            }
+        }
+        self.changed.notify();
+    }
+}
+
+/// The worker thread's body. Reports on `ready` once it listens (or why it cannot).
+pub(crate) fn run(
+    index: usize,
+    listener: std::net::TcpListener,
+    shared: Arc<ServerShared>,
+    shutdown: watch::Receiver<Option<Duration>>,
+    ready: mpsc::Sender<Result<(), Error>>,
+) {
+    if shared.pin_workers {
+        if let Some(cores) = core_affinity::get_core_ids() {
+            if !cores.is_empty() {
+                core_affinity::set_for_current(cores[index % cores.len()]);
+            }
+        }
+    }
+    let runtime = match UringRuntime::new(shared.ring_entries) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    // A second descriptor of the same socket, to shut it down at the end: that ends the
+    // in-flight accept.
+    let control = match listener.try_clone() {
+        Ok(control) => control,
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener);
+        let _ = ready.send(Ok(()));
+        serve(listener, control, shared, shutdown).await;
+    });
+}
+
+async fn serve(
+    listener: TcpListener,
+    control: std::net::TcpListener,
+    shared: Arc<ServerShared>,
+    mut shutdown: watch::Receiver<Option<Duration>>,
+) {
+    let registry = Rc::new(Registry::default());
+    let grace = loop {
+        if let Some(grace) = *shutdown.borrow_and_update() {
+            break grace;
+        }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    ServerStats::add(&shared.stats.accepted, 1);
+                    let id = registry.insert(Rc::new(stream));
+                    tokio_uring::spawn(connection(id, peer, registry.clone(), shared.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors (EMFILE/ENFILE) or memory: back off
+                    // instead of spinning; the pending connections wait in the backlog.
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            },
+            changed = shutdown.changed() => if changed.is_err() {
+                break Duration::ZERO;
+            },
+        }
+    };
+    // Stop accepting: shutting the listening socket's read side ends the in-flight accept.
+    let _ = socket2::SockRef::from(&control).shutdown(Shutdown::Read);
+    drop(listener);
+    drop(control);
+    registry.shutting_down.set(true);
+    let open: Vec<Rc<Inner>> = registry
+        .entries
+        .borrow()
+        .values()
+        .filter_map(|e| e.inner.clone())
+        .collect();
+    for inner in &open {
+        let _ = inner.start_close(CloseCode::GOING_AWAY, "server shutting down");
+    }
+    drop(open);
+    let deadline = tokio::time::Instant::now() + grace;
+    while !registry.entries.borrow().is_empty() {
+        tokio::select! {
+            _ = registry.changed.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    // Past the grace period: end what is left. Shutting a socket ends its in-flight reads
+    // and writes, and its tasks then finish.
+    let streams: Vec<Rc<TcpStream>> = registry
+        .entries
+        .borrow()
+        .values()
+        .map(|e| e.stream.clone())
+        .collect();
+    for stream in &streams {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    drop(streams);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while !registry.entries.borrow().is_empty() {
+        tokio::select! {
+            _ = registry.changed.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+}
+
+/// One accepted TCP connection: the opening handshake, then the application's handler.
+async fn connection(id: u64, peer: SocketAddr, registry: Rc<Registry>, shared: Arc<ServerShared>) {
+    let stream = match registry.entries.borrow().get(&id) {
+        Some(entry) => entry.stream.clone(),
+        None => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let handshake = tokio::time::timeout(shared.handshake_timeout, handshake(&stream, &shared));
+    let (request, response, leftover) = match handshake.await {
+        Ok(Ok(done)) => done,
+        Ok(Err(rejection)) => {
+            if let Some(response) = rejection {
+                let _ = write_all(&stream, response).await;
+            }
+            reject(id, &stream, &registry, &shared);
+            return;
+        }
+        Err(_elapsed) => {
+            reject(id, &stream, &registry, &shared);
+            return;
+        }
+    };
+    if registry.shutting_down.get() || registry.open.get() >= shared.max_connections_per_worker {
+        let response = Reject::new(503, "server at capacity or shutting down").to_response();
+        let _ = write_all(&stream, response).await;
+        reject(id, &stream, &registry, &shared);
+        return;
+    }
+    if write_all(&stream, response).await.is_err() {
+        reject(id, &stream, &registry, &shared);
+        return;
+    }
+    let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover);
+    let inner = Rc::new(Inner::new(conn, shared.options.clone(), peer));
+    if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
+        entry.inner = Some(inner.clone());
+    }
+    registry.open.set(registry.open.get() + 1);
+    ServerStats::add(&shared.stats.upgraded, 1);
+    ServerStats::add(&shared.stats.open, 1);
+    let on_finish = {
+        let registry = registry.clone();
+        let stats = shared.stats.clone();
+        move || {
+            ServerStats::add(&stats.open, -1);
+            registry.remove(id);
+        }
+    };
+    driver::spawn(inner.clone(), stream, on_finish);
+    (shared.handler)(WebSocket::new(inner, Role::Server), request).await;
+}
+
+fn reject(id: u64, stream: &TcpStream, registry: &Registry, shared: &ServerShared) {
+    let _ = stream.shutdown(Shutdown::Both);
+    registry.remove(id);
+    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads and answers the upgrade request. `Err(Some(response))`: reject with that HTTP
+/// response; `Err(None)`: the peer went away.
+async fn handshake(
+    stream: &TcpStream,
+    shared: &ServerShared,
+) -> Result<(Request, Vec<u8>, BytesMut), Option<Vec<u8>>> {
+    let mut parser = ServerHandshake::new(shared.handshake_limits.clone());
+    let mut buf = BytesMut::new();
+    let request = loop {
+        match read_more(stream, &mut buf).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return Err(None),
+        }
+        match parser.parse(&mut buf) {
+            Ok(Some(request)) => break request,
+            Ok(None) => continue,
+            Err(e) => return Err(Some(e.to_response())),
+        }
+    };
+    let accept = match &shared.on_handshake {
+        None => Accept::new(),
+        Some(hook) => match hook(&request) {
+            Ok(accept) => accept,
+            Err(reject) => return Err(Some(reject.to_response())),
+        },
+    };
+    match request.accept_response(&accept) {
+        Ok(response) => Ok((request, response, buf)),
+        Err(e) => Err(Some(e.to_response())),
+    }
+}

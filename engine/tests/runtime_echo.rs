@@ -1,0 +1,314 @@
+//! Our io_uring client against our io_uring server, over real sockets on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wsengine::runtime::{ConnectOptions, Error, Server, ServerHandle, WebSocket, connect, start};
+use wsengine::{CloseCode, Message};
+
+fn echo_server(workers: usize) -> ServerHandle {
+    Server::builder("127.0.0.1:0".parse().unwrap())
+        .workers(workers)
+        .pin_workers(false)
+        .serve(|ws: WebSocket, _req| async move {
+            while let Ok(message) = ws.recv().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("server starts")
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/echo")
+}
+
+/// Runs `test` on a client io_uring runtime on this thread, bounded in time.
+fn client<F: std::future::Future<Output = ()>>(test: F) {
+    start(async {
+        tokio::time::timeout(Duration::from_secs(60), test)
+            .await
+            .expect("test finished in time")
+    })
+    .expect("io_uring runtime");
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn text(len: usize) -> String {
+    // Multi-byte characters, cut to exactly `len` bytes with ASCII padding.
+    let mut s = String::with_capacity(len);
+    while s.len() + 3 <= len {
+        s.push('한');
+    }
+    while s.len() < len {
+        s.push('x');
+    }
+    s
+}
+
+const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
+
+#[test]
+fn echo_text_and_binary_at_every_length_boundary() {
+    let server = echo_server(2);
+    let addr = server.local_addr();
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        for len in SIZES {
+            let t = Message::text(text(len));
+            ws.send(t.clone()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), t, "text of {len}");
+            let b = Message::binary(payload(len));
+            ws.send(b.clone()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), b, "binary of {len}");
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn fragmented_messages_are_reassembled() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    client(async move {
+        let mut options = ConnectOptions::default();
+        options.socket.protocol.fragment_size = Some(1000);
+        let (ws, _) = options.connect(&url(addr)).await.unwrap();
+        let big = Message::binary(payload(100_000));
+        ws.send(big.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), big);
+        let t = Message::text(text(5000));
+        ws.send(t.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), t);
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn pipelined_messages_keep_their_order() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        for i in 0..1000u32 {
+            ws.send(Message::binary(i.to_be_bytes().to_vec()))
+                .await
+                .unwrap();
+        }
+        for i in 0..1000u32 {
+            assert_eq!(
+                ws.recv().await.unwrap(),
+                Message::binary(i.to_be_bytes().to_vec())
+            );
+        }
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn close_with_code_and_reason_is_echoed() {
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .serve(|ws: WebSocket, _req| async move {
+            // The server sees the client's code and reason.
+            match ws.recv().await {
+                Err(Error::Closed(frame)) => {
+                    assert_eq!(frame.code, CloseCode(4000));
+                    assert_eq!(frame.reason, "done here");
+                }
+                other => panic!("expected a close, got {other:?}"),
+            }
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        ws.close(CloseCode(4000), "done here").await.unwrap();
+        // The server's reply echoes the code.
+        match ws.recv().await {
+            Err(Error::Closed(frame)) => assert_eq!(frame.code, CloseCode(4000)),
+            other => panic!("expected closed, got {other:?}"),
+        }
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn ping_gets_a_pong_and_the_connection_stays_usable() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        ws.ping(Bytes::from_static(b"hello?")).unwrap();
+        ws.send_text("after ping").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("after ping"));
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_thousand_concurrent_connections() {
+    let server = echo_server(2);
+    let addr = server.local_addr();
+    client(async move {
+        let mut tasks = Vec::new();
+        for i in 0..1000u32 {
+            tasks.push(tokio_uring::spawn(async move {
+                let (ws, _) = connect(&url(addr)).await.unwrap();
+                let m = Message::text(format!("connection {i}"));
+                ws.send(m.clone()).await.unwrap();
+                assert_eq!(ws.recv().await.unwrap(), m);
+                ws
+            }));
+        }
+        let mut open = Vec::new();
+        for t in tasks {
+            open.push(t.await.unwrap());
+        }
+        assert_eq!(open.len(), 1000);
+    });
+    assert!(
+        server
+            .stats()
+            .upgraded
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1000
+    );
+    server.shutdown(Duration::from_secs(2));
+}
+
+/// A raw client: the handshake by hand, then whatever bytes the test wants.
+fn raw_handshake(addr: SocketAddr) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    assert!(String::from_utf8_lossy(&head).contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    s
+}
+
+#[test]
+fn a_client_that_vanishes_mid_frame_does_not_disturb_others() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    // Half of a masked 1000-byte frame, then a reset.
+    let mut raw = raw_handshake(addr);
+    let mut frame = vec![0x82, 0xFE, 0x03, 0xE8, 1, 2, 3, 4];
+    frame.extend(std::iter::repeat_n(0u8, 500));
+    raw.write_all(&frame).unwrap();
+    socket2::SockRef::from(&raw)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(raw);
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        ws.send_text("still here").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("still here"));
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn protocol_errors_close_with_the_right_code() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    // An unmasked frame from a client: 1002.
+    let mut raw = raw_handshake(addr);
+    raw.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    let mut reply = [0u8; 4];
+    raw.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[..2], &[0x88, 2 + "frame not masked".len() as u8]);
+    assert_eq!(u16::from_be_bytes([reply[2], reply[3]]), 1002);
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn bad_handshakes_get_http_errors() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+    assert!(response.contains("Sec-WebSocket-Version: 13"), "{response}");
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn graceful_shutdown_sends_1001() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    let trigger = server.shutdown_trigger();
+    let joiner = std::thread::spawn(move || server.join());
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        ws.send_text("hi").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("hi"));
+        trigger.shutdown(Duration::from_secs(5));
+        match ws.recv().await {
+            Err(Error::Closed(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+            other => panic!("expected 1001, got {other:?}"),
+        }
+    });
+    joiner.join().unwrap();
+}
+
+#[test]
+fn the_handshake_hook_can_reject_and_choose_a_subprotocol() {
+    use wsengine::proto::handshake::{Accept, Reject};
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .on_handshake(|req| {
+            if req.path() != "/chat" {
+                return Err(Reject::new(403, "forbidden path"));
+            }
+            Ok(Accept::new().protocol("chat.v2"))
+        })
+        .serve(|ws: WebSocket, _req| async move {
+            while let Ok(m) = ws.recv().await {
+                let _ = ws.send(m).await;
+            }
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    client(async move {
+        match connect(&format!("ws://{addr}/other")).await {
+            Err(Error::ClientHandshake(e)) => assert!(e.to_string().contains("403"), "{e}"),
+            other => panic!("expected 403, got {other:?}"),
+        }
+        let mut options = ConnectOptions::default();
+        options.protocols = vec!["chat.v1".into(), "chat.v2".into()];
+        let (ws, response) = options.connect(&format!("ws://{addr}/chat")).await.unwrap();
+        assert_eq!(response.protocol(), Some("chat.v2"));
+        ws.send_text("ok").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("ok"));
+    });
+    server.shutdown(Duration::from_secs(1));
+}

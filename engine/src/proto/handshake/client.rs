@@ -129,6 +129,17 @@ pub struct ClientHandshake {
 }
 
 impl ClientHandshake {
+    /// A fresh parser expecting the same answer (tests feed one answer many times).
+    #[cfg(test)]
+    pub(crate) fn clone_for_test(other: &ClientHandshake) -> ClientHandshake {
+        ClientHandshake {
+            expected_accept: other.expected_accept.clone(),
+            protocols: other.protocols.clone(),
+            limits: other.limits.clone(),
+            scanned: 0,
+        }
+    }
+
     /// Parses what `buf` holds so far. `Ok(None)`: read more. `Ok(Some(response))`: the
     /// head has been taken out of `buf`; what remains are the server's first frames.
     pub fn parse_response(

@@ -18,6 +18,8 @@ mod client;
 mod error;
 mod head;
 mod server;
+#[cfg(test)]
+mod tests;
 
 pub use accept_key::accept_key;
 pub use client::{ClientHandshake, ClientRequest, Response};

@@ -110,10 +110,10 @@ fn main() -> ExitCode {
                 c.messages.set(c.messages.get() + 1);
                 c.bytes.set(c.bytes.get() + message.len() as u64);
             });
-            if let Mode::Echo = mode {
-                if ws.send(message).await.is_err() {
-                    break;
-                }
+            if let Mode::Echo = mode
+                && ws.send(message).await.is_err()
+            {
+                break;
             }
         }
     });

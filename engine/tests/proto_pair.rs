@@ -37,7 +37,7 @@ fn receive(conn: &mut Connection, bytes: &[u8], cuts: &[usize]) -> Vec<Event> {
 fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
         "\\PC{0,300}".prop_map(Message::text),
-        proptest::collection::vec(any::<u8>(), 0..3000).prop_map(|v| Message::binary(v)),
+        proptest::collection::vec(any::<u8>(), 0..3000).prop_map(Message::binary),
     ]
 }
 

@@ -35,12 +35,10 @@ pub(crate) fn spawn(inner: Rc<Inner>, stream: Rc<TcpStream>, on_finish: impl FnO
 async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
     loop {
         // Backpressure: stop reading while the application has too much unread.
-        loop {
+        while {
             let s = inner.shared.borrow();
-            if s.inbox_bytes <= inner.options.max_recv_queue || s.end.is_some() {
-                break;
-            }
-            drop(s);
+            s.inbox_bytes > inner.options.max_recv_queue && s.end.is_none()
+        } {
             inner.recv_space.notified().await;
         }
         let mut buf = {

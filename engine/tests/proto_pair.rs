@@ -139,8 +139,9 @@ fn close_handshake_between_the_pair() {
     client.close(CloseCode(4001), "bye").unwrap();
     let events = receive(&mut server, &wire(&mut client), &[]);
     assert!(matches!(&events[..], [Event::Close(Some(c))] if c.code == CloseCode(4001)));
+    let reply = wire(&mut server);
     assert!(server.is_closed());
-    let events = receive(&mut client, &wire(&mut server), &[]);
+    let events = receive(&mut client, &reply, &[]);
     assert!(matches!(&events[..], [Event::Close(Some(c))] if c.code == CloseCode(4001)));
     assert!(client.is_closed());
 }

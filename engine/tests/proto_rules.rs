@@ -62,9 +62,11 @@ fn assert_fails(bytes: &[u8], expected: ProtocolError) {
     let mut conn = server();
     let err = run(&mut conn, bytes).expect_err("must fail");
     assert_eq!(err, expected);
-    assert_eq!(conn.state(), State::Closed);
+    // Nothing more is received; our close frame goes out at the next drain.
+    assert_eq!(conn.state(), State::ClosePending);
     let close = server_close(expected.close_code().0, expected.close_reason());
     assert_eq!(transmitted(&mut conn), close);
+    assert_eq!(conn.state(), State::Closed);
     // Nothing more comes out of a failed connection.
     assert_eq!(run(&mut conn, &client_frame(true, 1, b"more")), Ok(vec![]));
 }
@@ -127,7 +129,7 @@ fn masking_rules_by_role() {
         run(&mut client, &client_frame(true, 1, b"hi")),
         Err(ProtocolError::MaskedFrame)
     );
-    assert_eq!(client.state(), State::Closed);
+    assert_eq!(client.state(), State::ClosePending);
 }
 
 #[test]
@@ -230,8 +232,13 @@ fn close_handshake_initiated_by_peer() {
         (close.code, close.reason.as_str()),
         (CloseCode(4000), "bye")
     );
-    // The reply echoes the code, and the connection is done.
-    assert_eq!(transmitted(&mut conn), server_close(4000, ""));
+    // Messages that arrived before the close can still be answered; then the reply
+    // echoes the code, and the connection is done.
+    assert_eq!(conn.state(), State::ClosePending);
+    conn.send(&Message::text("echo")).unwrap();
+    let mut expected = vec![0x81, 4, b'e', b'c', b'h', b'o'];
+    expected.extend(server_close(4000, ""));
+    assert_eq!(transmitted(&mut conn), expected);
     assert!(conn.is_closed());
     assert_eq!(
         conn.send(&Message::text("late")),

@@ -28,14 +28,19 @@ use super::utf8::Utf8Validator;
 /// Where the connection is in the closing handshake (RFC 6455 §7).
 ///
 /// ```text
-///            close() sends Close                 peer's Close arrives
-///   Open ─────────────────────────▶ CloseSent ──────────────────────────▶ Closed
-///    │                                                                      ▲
-///    │ peer's Close arrives: our Close (echoing its code) is queued         │
-///    ├──────────────────────────────────────────────────────────────────────┤
-///    │ the peer breaks the protocol: Close with 1002/1007/1009 is queued    │
-///    └──────────────────────────────────────────────────────────────────────┘
+///            close() queues Close                   peer's Close arrives
+///   Open ─────────────────────────▶ CloseSent ─────────────────────────────▶ Closed
+///    │                                                                          ▲
+///    │ peer's Close arrives, or the peer breaks the protocol                    │
+///    ▼                                                                          │
+///   ClosePending ── next drain_transmit: our Close (echoed code, or the ────────┘
+///                   error's 1002/1007/1009) goes out after what is queued
 /// ```
+///
+/// `ClosePending` lets the application answer the messages that arrived before the peer's
+/// close (or before the bad frame) — an echo server's echoes — before our close frame
+/// goes out (RFC 6455 §5.5.1: an endpoint MAY delay its Close until its current message
+/// is sent). Nothing more is received in it.
 ///
 /// In `Closed` the driver writes what is still queued and then ends the TCP connection: at
 /// once on the server, after the server's FIN (or the close timeout) on the client
@@ -47,8 +52,12 @@ pub enum State {
     Open,
     /// We sent a close frame and wait for the peer's. No more data frames may be sent.
     CloseSent,
-    /// The closing handshake is complete, or the connection failed. Nothing more is
-    /// received; queued bytes (the last close frame) are still to be written.
+    /// Our close frame is decided and goes out at the next
+    /// [`drain_transmit`](Connection::drain_transmit); until then messages may still be
+    /// sent. Nothing more is received.
+    ClosePending,
+    /// The closing handshake is complete, or the connection failed or was aborted.
+    /// Queued bytes (the last close frame) are still to be written.
     Closed,
 }
 
@@ -61,8 +70,9 @@ pub enum Event {
     Ping(Bytes),
     /// A pong arrived (solicited or not).
     Pong(Bytes),
-    /// The peer's close frame arrived (`None`: it had no status code, 1005). Our reply is
-    /// queued if we had not sent a close frame; the connection is now [`State::Closed`].
+    /// The peer's close frame arrived (`None`: it had no status code, 1005). If we had not
+    /// sent a close frame, our reply goes out at the next drain ([`State::ClosePending`]);
+    /// otherwise the connection is now [`State::Closed`].
     Close(Option<CloseFrame>),
 }
 
@@ -93,6 +103,8 @@ pub struct Connection {
     /// The text message in progress (one frame or several).
     utf8: Utf8Validator,
     tx: Outgoing,
+    /// Our close frame, in [`State::ClosePending`].
+    pending_close: Option<(CloseCode, &'static str)>,
     /// Source of masking keys, for clients only (RFC 6455 §5.3: keys must be unpredictable;
     /// seeded from the OS CSPRNG).
     mask_keys: Option<fastrand::Rng>,
@@ -127,6 +139,7 @@ impl Connection {
             fragments: Assembler::default(),
             utf8: Utf8Validator::new(),
             tx: Outgoing::default(),
+            pending_close: None,
             mask_keys,
         }
     }
@@ -151,6 +164,32 @@ impl Connection {
         self.state == State::Closed
     }
 
+    /// Whether frames are still received ([`State::Open`] or [`State::CloseSent`]).
+    pub fn is_receiving(&self) -> bool {
+        matches!(self.state, State::Open | State::CloseSent)
+    }
+
+    /// Whether data messages may still be sent ([`State::Open`] or
+    /// [`State::ClosePending`]).
+    pub fn can_send(&self) -> bool {
+        matches!(self.state, State::Open | State::ClosePending)
+    }
+
+    /// Whether the driver has something to write: queued bytes or a pending close frame.
+    pub fn wants_transmit(&self) -> bool {
+        !self.tx.is_empty() || self.pending_close.is_some()
+    }
+
+    /// Ends the connection without a closing handshake (the TCP connection broke, or a
+    /// deadline passed): nothing more is received or sent.
+    pub fn abort(&mut self) {
+        self.state = State::Closed;
+        self.pending_close = None;
+        self.frame = None;
+        self.rx = BytesMut::new();
+        self.fragments = Assembler::default();
+    }
+
     // ---- receiving -------------------------------------------------------------------
 
     /// The receive buffer: the driver appends bytes read from the socket here.
@@ -161,7 +200,7 @@ impl Connection {
 
     /// Copies received bytes into the receive buffer.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if self.state != State::Closed {
+        if self.is_receiving() {
             self.rx.extend_from_slice(bytes);
         }
     }
@@ -185,8 +224,10 @@ impl Connection {
     /// Processes received bytes and returns the next event, or `Ok(None)` when more bytes
     /// are needed (or the connection is closed).
     ///
-    /// On a protocol error the connection is failed: the close frame with the error's code
-    /// is queued, the state becomes [`State::Closed`], and the error is returned once.
+    /// On a protocol error the connection is failed: the state becomes
+    /// [`State::ClosePending`] (the close frame with the error's code goes out at the next
+    /// drain, after anything the application sends in reply to earlier messages) and the
+    /// error is returned once.
     #[inline]
     pub fn poll_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         match self.next_event() {
@@ -200,7 +241,7 @@ impl Connection {
 
     fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         loop {
-            if self.state == State::Closed {
+            if !self.is_receiving() {
                 return Ok(None);
             }
             let mut frame = match self.frame {
@@ -348,22 +389,26 @@ impl Connection {
                     // RFC 6455 §5.5.1: reply with a close frame, typically echoing the code.
                     // A close without a code is answered with 1000.
                     let code = close.as_ref().map_or(CloseCode::NORMAL, |c| c.code);
-                    self.push_close(code, "");
+                    self.pending_close = Some((code, ""));
+                    self.state = State::ClosePending;
+                } else {
+                    self.state = State::Closed;
                 }
-                self.state = State::Closed;
                 self.rx = BytesMut::new();
                 Ok(Some(Event::Close(close)))
             }
         }
     }
 
-    /// Fails the connection (RFC 6455 §7.1.7): queue a close frame with the error's code
-    /// (unless one was sent already) and stop receiving.
+    /// Fails the connection (RFC 6455 §7.1.7): our close frame with the error's code
+    /// (unless one was sent already) goes out at the next drain; nothing more is received.
     fn fail(&mut self, err: ProtocolError) {
         if self.state == State::Open {
-            self.push_close(err.close_code(), err.close_reason());
+            self.pending_close = Some((err.close_code(), err.close_reason()));
+            self.state = State::ClosePending;
+        } else if self.state == State::CloseSent {
+            self.state = State::Closed;
         }
-        self.state = State::Closed;
         self.frame = None;
         self.rx = BytesMut::new();
         self.fragments = Assembler::default();
@@ -373,7 +418,7 @@ impl Connection {
 
     /// Queues a data message, fragmented per [`Config::fragment_size`].
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
-        if self.state != State::Open {
+        if !self.can_send() {
             return Err(SendError::Closed);
         }
         let (opcode, payload) = match message {
@@ -466,9 +511,14 @@ impl Connection {
         self.tx.len()
     }
 
-    /// Moves every queued chunk to `out`, in order, for one write or `writev`.
+    /// Moves every queued chunk to `out`, in order, for one write or `writev`; a pending
+    /// close frame goes last, and the connection is then [`State::Closed`].
     #[inline]
     pub fn drain_transmit(&mut self, out: &mut Vec<Bytes>) {
+        if let Some((code, reason)) = self.pending_close.take() {
+            self.push_close(code, reason);
+            self.state = State::Closed;
+        }
         self.tx.drain_into(out);
     }
 }

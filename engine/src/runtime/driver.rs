@@ -58,11 +58,15 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
         let (result, slice) = stream.read(buf.slice(len..cap)).await;
         buf = slice.into_inner();
         let mut s = inner.shared.borrow_mut();
-        let closed_before = s.conn.is_closed();
+        let receiving = s.conn.is_receiving();
         *s.conn.read_buf() = buf;
         match result {
             Ok(0) | Err(_) => {
                 s.read_closed = true;
+                if receiving {
+                    // The TCP connection ended before the closing handshake: 1006.
+                    s.conn.abort();
+                }
                 match result {
                     Err(e) => s.set_end(End::Io(e.kind())),
                     _ => s.set_end(End::Abnormal),
@@ -75,8 +79,8 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
             Ok(_) => {}
         }
         s.last_received = Instant::now();
-        if closed_before {
-            // After the closing handshake, read only to see the peer's FIN.
+        if !receiving {
+            // After the peer's close frame (or a protocol error), read only to see its FIN.
             s.conn.read_buf().clear();
             continue;
         }
@@ -100,7 +104,7 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
                 }
             }
         }
-        let wake_writer = s.conn.pending_transmit() > 0 || s.conn.is_closed();
+        let wake_writer = s.conn.wants_transmit() || s.conn.is_closed();
         let ended = s.end.is_some();
         drop(s);
         if got_message || ended {
@@ -145,7 +149,10 @@ async fn write_loop(inner: &Inner, stream: &TcpStream) {
         inner.shared.borrow_mut().in_flight = 0;
         inner.send_space.notify();
         if let Err(e) = result {
-            inner.shared.borrow_mut().set_end(End::Io(e.kind()));
+            let mut s = inner.shared.borrow_mut();
+            s.conn.abort();
+            s.set_end(End::Io(e.kind()));
+            drop(s);
             inner.readable.notify();
             break;
         }
@@ -214,12 +221,14 @@ fn on_deadline(inner: &Inner) {
     let mut s = inner.shared.borrow_mut();
     if let Some(sent) = s.close_sent_at {
         if now >= sent + opts.protocol.close_timeout {
+            s.conn.abort();
             s.set_end(End::TimedOut("the peer did not answer the close frame"));
         }
     } else if opts
         .idle_timeout
         .is_some_and(|idle| now >= s.last_received + idle)
     {
+        s.conn.abort();
         s.set_end(End::TimedOut("idle timeout"));
     } else if opts
         .ping_interval
@@ -261,6 +270,7 @@ async fn finish(inner: &Inner, stream: &TcpStream) {
     }
     let _ = stream.shutdown(Shutdown::Both);
     let mut s = inner.shared.borrow_mut();
+    s.conn.abort();
     s.set_end(End::Abnormal);
     s.finished = true;
     drop(s);

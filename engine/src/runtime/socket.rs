@@ -91,6 +91,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The error for an operation on a connection that can no longer send.
+    pub(crate) fn closed_error(&self) -> Error {
+        match &self.end {
+            Some(end) => end.to_error(),
+            None => Error::Send(crate::proto::error::SendError::Closed),
+        }
+    }
+
     /// Records the end of the connection (the first reason wins).
     pub(crate) fn set_end(&mut self, end: End) {
         if self.end.is_none() {
@@ -144,7 +152,7 @@ impl Inner {
     /// Starts the closing handshake if the connection is open; returns whether it did.
     pub(crate) fn start_close(&self, code: CloseCode, reason: &str) -> Result<bool, Error> {
         let mut s = self.shared.borrow_mut();
-        if s.end.is_some() || s.conn.state() != crate::proto::connection::State::Open {
+        if s.conn.state() != crate::proto::connection::State::Open {
             return Ok(false);
         }
         s.conn.close(code, reason)?;
@@ -245,8 +253,8 @@ impl WebSocket {
         loop {
             {
                 let mut s = inner.shared.borrow_mut();
-                if let Some(end) = &s.end {
-                    return Err(end.to_error());
+                if !s.conn.can_send() {
+                    return Err(s.closed_error());
                 }
                 let queued = s.conn.pending_transmit() + s.in_flight;
                 if queued < inner.options.max_send_queue {
@@ -275,8 +283,8 @@ impl WebSocket {
     pub fn ping(&self, payload: Bytes) -> Result<(), Error> {
         let inner = self.inner();
         let mut s = inner.shared.borrow_mut();
-        if let Some(end) = &s.end {
-            return Err(end.to_error());
+        if !s.conn.can_send() {
+            return Err(s.closed_error());
         }
         s.conn.send_ping(payload)?;
         drop(s);

@@ -312,3 +312,28 @@ fn the_handshake_hook_can_reject_and_choose_a_subprotocol() {
     });
     server.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn frames_sent_with_the_handshake_are_not_held_back() {
+    let server = echo_server(1);
+    let addr = server.local_addr();
+    // The upgrade request and a masked "Hello" in one write: the frame arrives in the same
+    // read as the request and must be answered without waiting for more bytes.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut bytes = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    bytes.extend_from_slice(&[
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ]);
+    s.write_all(&bytes).unwrap();
+    let mut received = Vec::new();
+    let mut byte = [0u8; 1];
+    while !received.ends_with(b"Hello") {
+        s.read_exact(&mut byte).expect("the echo arrives");
+        received.push(byte[0]);
+    }
+    assert!(received.ends_with(&[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']));
+    server.shutdown(Duration::from_secs(1));
+}

@@ -33,6 +33,8 @@ pub(crate) fn spawn(inner: Rc<Inner>, stream: Rc<TcpStream>, on_finish: impl FnO
 }
 
 async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
+    // Frames that arrived with the handshake (in the same read) are already buffered.
+    process_received(&inner);
     loop {
         // Backpressure: stop reading while the application has too much unread.
         while {
@@ -84,35 +86,43 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
             s.conn.read_buf().clear();
             continue;
         }
-        let mut got_message = false;
-        loop {
-            match s.conn.poll_event() {
-                Ok(Some(Event::Message(message))) => {
-                    s.inbox_bytes += message.len();
-                    s.inbox.push_back(message);
-                    got_message = true;
-                }
-                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
-                Ok(Some(Event::Close(frame))) => {
-                    s.set_end(End::Closed(frame));
-                    break;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    s.set_end(End::Protocol(e));
-                    break;
-                }
+        drop(s);
+        process_received(&inner);
+    }
+}
+
+/// Runs the core over the bytes received so far: messages to the inbox, then wakes the
+/// application (messages, or the end) and the writer (pongs, close frames).
+fn process_received(inner: &Inner) {
+    let mut s = inner.shared.borrow_mut();
+    let mut got_message = false;
+    loop {
+        match s.conn.poll_event() {
+            Ok(Some(Event::Message(message))) => {
+                s.inbox_bytes += message.len();
+                s.inbox.push_back(message);
+                got_message = true;
+            }
+            Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+            Ok(Some(Event::Close(frame))) => {
+                s.set_end(End::Closed(frame));
+                break;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                s.set_end(End::Protocol(e));
+                break;
             }
         }
-        let wake_writer = s.conn.wants_transmit() || s.conn.is_closed();
-        let ended = s.end.is_some();
-        drop(s);
-        if got_message || ended {
-            inner.readable.notify();
-        }
-        if wake_writer {
-            inner.writable.notify();
-        }
+    }
+    let wake_writer = s.conn.wants_transmit() || s.conn.is_closed();
+    let ended = s.end.is_some();
+    drop(s);
+    if got_message || ended {
+        inner.readable.notify();
+    }
+    if wake_writer {
+        inner.writable.notify();
     }
 }
 
@@ -121,6 +131,15 @@ async fn write_loop(inner: &Inner, stream: &TcpStream) {
     loop {
         let deadline = {
             let mut s = inner.shared.borrow_mut();
+            if let Some(until) = hold_close_until(inner, &mut s) {
+                // Let the application answer what arrived before the close first.
+                drop(s);
+                tokio::select! {
+                    _ = inner.writable.notified() => {}
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                }
+                continue;
+            }
             s.conn.drain_transmit(&mut chunks);
             if chunks.is_empty() {
                 if s.end.is_some() || s.conn.is_closed() {
@@ -158,6 +177,19 @@ async fn write_loop(inner: &Inner, stream: &TcpStream) {
         }
     }
     finish(inner, stream).await;
+}
+
+/// While our close frame is pending and the application has not taken the messages that
+/// arrived before it, the writer holds the close back (at most the close timeout), so that
+/// replies to those messages go out first. Returns until when to hold.
+fn hold_close_until(inner: &Inner, s: &mut super::socket::Shared) -> Option<Instant> {
+    if s.conn.state() != State::ClosePending || s.inbox.is_empty() {
+        s.close_pending_since = None;
+        return None;
+    }
+    let since = *s.close_pending_since.get_or_insert_with(Instant::now);
+    let until = since + inner.options.protocol.close_timeout;
+    (Instant::now() < until).then_some(until)
 }
 
 /// Writes all `chunks` (one `write`, or `writev` when there are several), leaving it empty.

@@ -22,7 +22,7 @@ use super::error::Error;
 use super::notify::LocalNotify;
 use super::options::SocketOptions;
 use crate::proto::close::{CloseCode, CloseFrame};
-use crate::proto::connection::Connection;
+use crate::proto::connection::{Connection, State};
 use crate::proto::message::{Message, Utf8Bytes};
 use crate::proto::role::Role;
 
@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) last_received: Instant,
     /// When we last sent a keepalive ping.
     pub(crate) ping_sent_at: Instant,
+    /// When the writer started holding back a pending close frame for unread messages.
+    pub(crate) close_pending_since: Option<Instant>,
     /// When our close frame was queued (for the close timeout).
     pub(crate) close_sent_at: Option<Instant>,
     /// The reader saw EOF or an error: no more reads.
@@ -135,6 +137,7 @@ impl Inner {
                 end: None,
                 last_received: Instant::now(),
                 ping_sent_at: Instant::now(),
+                close_pending_since: None,
                 close_sent_at: None,
                 read_closed: false,
                 finished: false,
@@ -152,7 +155,7 @@ impl Inner {
     /// Starts the closing handshake if the connection is open; returns whether it did.
     pub(crate) fn start_close(&self, code: CloseCode, reason: &str) -> Result<bool, Error> {
         let mut s = self.shared.borrow_mut();
-        if s.conn.state() != crate::proto::connection::State::Open {
+        if s.conn.state() != State::Open {
             return Ok(false);
         }
         s.conn.close(code, reason)?;
@@ -232,6 +235,11 @@ impl WebSocket {
                     s.inbox_bytes -= message.len();
                     if was_full && s.inbox_bytes <= inner.options.max_recv_queue {
                         inner.recv_space.notify();
+                    }
+                    if s.inbox.is_empty() && s.conn.state() == State::ClosePending {
+                        // The writer holds our close frame until the application has
+                        // taken (and maybe answered) these messages.
+                        inner.writable.notify();
                     }
                     return Ok(message);
                 }

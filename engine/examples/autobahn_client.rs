@@ -1,0 +1,70 @@
+//! Drives our client through the Autobahn|Testsuite fuzzingserver: every case's messages
+//! are echoed back, then the server writes its report.
+//!
+//! ```sh
+//! /tmp/autobahn-venv/bin/kosoku -m fuzzingserver 127.0.0.1:9002 -x '12.*' -x '13.*' -o /tmp/ab-client &
+//! cargo run --release -p wsengine --example autobahn_client -- ws://127.0.0.1:9002
+//! python3 ../shared/autobahn/summarize.py /tmp/ab-client
+//! ```
+
+use std::time::Duration;
+
+use wsengine::runtime::{ConnectOptions, Error, connect, start};
+
+const AGENT: &str = "wsengine";
+
+async fn case_count(base: &str) -> Result<u32, Error> {
+    let (ws, _) = connect(&format!("{base}/getCaseCount")).await?;
+    let message = ws.recv().await?;
+    let count = std::str::from_utf8(message.payload())
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| Error::InvalidUrl("getCaseCount did not answer a number".into()))?;
+    let _ = ws.recv().await;
+    Ok(count)
+}
+
+async fn run_case(base: &str, case: u32) {
+    let mut options = ConnectOptions::default();
+    options.socket.protocol.max_message_size = 64 << 20;
+    options.socket.protocol.max_frame_size = 64 << 20;
+    let url = format!("{base}/runCase?case={case}&agent={AGENT}");
+    let Ok((ws, _)) = options.connect(&url).await else {
+        return;
+    };
+    while let Ok(message) = ws.recv().await {
+        if ws.send(message).await.is_err() {
+            break;
+        }
+    }
+    ws.closed().await;
+}
+
+fn main() {
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9002".to_string());
+    let result = start(async move {
+        let count = case_count(&base).await?;
+        eprintln!("autobahn_client: {count} cases");
+        for case in 1..=count {
+            // Every case is bounded: the fuzzingserver closes each connection itself.
+            if tokio::time::timeout(Duration::from_secs(120), run_case(&base, case))
+                .await
+                .is_err()
+            {
+                eprintln!("autobahn_client: case {case} timed out");
+            }
+        }
+        let (ws, _) = connect(&format!("{base}/updateReports?agent={AGENT}")).await?;
+        let _ = ws.recv().await;
+        Ok::<_, Error>(count)
+    });
+    match result {
+        Ok(Ok(count)) => eprintln!("autobahn_client: ran {count} cases"),
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("autobahn_client: {e}");
+            std::process::exit(1);
+        }
+    }
+}

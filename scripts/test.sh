@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The README's test command: every test of wsengine, on a fresh Debian machine.
+#
+#   scripts/test.sh            # all: Rust tests, interop, io_uring refusal, Autobahn
+#   scripts/test.sh rust       # cargo test --workspace only
+#   scripts/test.sh interop    # third-party clients and servers (needs the tools below)
+#   scripts/test.sh autobahn   # the Autobahn|Testsuite, server and client, strict
+#
+# Installs what is missing first (idempotent, quick when present): Debian's chromium, a
+# Python venv with `websockets` (WSENGINE_VENV, default /tmp/wsengine-venv), Node's `ws`
+# (npm ci in tests/interop). A third-party client that cannot be installed is a failure.
+# All traffic stays on 127.0.0.1; every server started here is stopped by PID.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+WHAT="${1:-all}"
+VENV="${WSENGINE_VENV:-/tmp/wsengine-venv}"
+WEBSOCKETS_VERSION=17.4
+AUTOBAHN="$REPO/../shared/autobahn"
+TMP="$(mktemp -d /tmp/wsengine-test.XXXXXX)"
+PIDS=()
+PASSED=0
+FAILED=0
+FAILURES=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+step() { echo; echo "==> $*"; }
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $1"; }
+fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "FAIL: $1"; }
+
+install_tools() {
+  step "installing third-party test tools (if missing)"
+  if [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+  fi
+  if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "websockets==$WEBSOCKETS_VERSION"
+  fi
+  if [ ! -d tests/interop/node_modules/ws ]; then
+    (cd tests/interop && npm ci --no-audit --no-fund --silent)
+  fi
+  cc -O2 -o "$TMP/no_uring" tests/no_uring/no_uring.c
+  /usr/bin/chromium --version
+  "$VENV/bin/python" -c "import websockets; print('python websockets', websockets.__version__)"
+  (cd tests/interop && node -e "console.log('node ws', require('./node_modules/ws/package.json').version)")
+}
+
+build_release() {
+  step "building bench-server and the client examples (release)"
+  cargo build --release -p bench-server -p wsengine --examples
+}
+
+# Starts bench-server on a free port; sets BS_PID and BS_URL.
+start_bench_server() {
+  local out="$TMP/bench-server.$RANDOM.out"
+  target/release/bench-server --addr 127.0.0.1:0 --workers 2 "$@" >"$out" 2>&1 &
+  BS_PID=$!
+  PIDS+=("$BS_PID")
+  for _ in $(seq 100); do
+    BS_URL="$(sed -n 's/^listening on //p' "$out")"
+    [ -n "$BS_URL" ] && break
+    sleep 0.1
+  done
+  [ -n "$BS_URL" ] || { cat "$out"; return 1; }
+  BS_OUT="$out"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+run_rust() {
+  step "cargo test --workspace"
+  cargo test --workspace
+}
+
+run_interop() {
+  build_release
+  start_bench_server
+  step "third-party clients against bench-server at $BS_URL"
+  if timeout 120 "$VENV/bin/python" tests/interop/python_client.py "$BS_URL/"; then pass "python websockets client"; else fail "python websockets client"; fi
+  if timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then pass "node ws client"; else fail "node ws client"; fi
+  if timeout 120 python3 tests/interop/chromium_test.py "$BS_URL/"; then pass "headless chromium"; else fail "headless chromium"; fi
+
+  step "graceful shutdown of bench-server (SIGTERM)"
+  kill -TERM "$BS_PID"
+  if wait "$BS_PID" && grep -q '^totals: ' "$BS_OUT"; then
+    grep '^totals: ' "$BS_OUT"
+    pass "bench-server graceful shutdown"
+  else
+    cat "$BS_OUT"
+    fail "bench-server graceful shutdown"
+  fi
+
+  step "our client against the Python websockets echo server"
+  local port
+  port="$(free_port)"
+  "$VENV/bin/python" tests/interop/python_echo_server.py "$port" >"$TMP/py-echo.out" 2>&1 &
+  local py=$!
+  PIDS+=("$py")
+  for _ in $(seq 100); do grep -q listening "$TMP/py-echo.out" && break; sleep 0.1; done
+  if timeout 120 target/release/examples/echo_check "ws://127.0.0.1:$port/"; then pass "our client vs python websockets server"; else fail "our client vs python websockets server"; fi
+  kill "$py" 2>/dev/null || true
+
+  step "where the kernel refuses io_uring (seccomp EPERM on io_uring_setup)"
+  local msg
+  msg="$("$TMP/no_uring" target/release/bench-server --addr 127.0.0.1:0 2>&1)" && status=0 || status=$?
+  echo "$msg"
+  if [ "$status" -eq 1 ] && grep -q "io_uring is not available" <<<"$msg" && ! grep -q panicked <<<"$msg"; then
+    pass "bench-server refuses plainly without io_uring"
+  else
+    fail "bench-server refuses plainly without io_uring (exit $status)"
+  fi
+  msg="$("$TMP/no_uring" target/release/examples/echo_check ws://127.0.0.1:9/ 2>&1)" && status=0 || status=$?
+  if [ "$status" -eq 1 ] && grep -q "io_uring is not available" <<<"$msg" && ! grep -q panicked <<<"$msg"; then
+    pass "client refuses plainly without io_uring"
+  else
+    echo "$msg"; fail "client refuses plainly without io_uring (exit $status)"
+  fi
+}
+
+run_autobahn() {
+  [ -x "$AUTOBAHN/run.sh" ] || { fail "autobahn harness missing at $AUTOBAHN"; return; }
+  build_release
+  start_bench_server --max-message-size $((64 << 20))
+  step "Autobahn|Testsuite sections 1-10 against bench-server (strict)"
+  if AUTOBAHN_STRICT=1 AUTOBAHN_OUT="$TMP/autobahn-server" "$AUTOBAHN/run.sh" "$BS_URL" | tee "$TMP/autobahn-server.txt" | tail -3; then
+    pass "autobahn server: $(tail -1 "$TMP/autobahn-server.txt")"
+  else
+    python3 "$AUTOBAHN/summarize.py" "$TMP/autobahn-server" --strict || true
+    fail "autobahn server: $(tail -1 "$TMP/autobahn-server.txt")"
+  fi
+  kill -TERM "$BS_PID"; wait "$BS_PID" || true
+
+  step "Autobahn|Testsuite fuzzingserver against our client (strict)"
+  local port kosoku="${AUTOBAHN_VENV:-/tmp/autobahn-venv}/bin/kosoku"
+  port="$(free_port)"
+  "$kosoku" -m fuzzingserver "127.0.0.1:$port" -x '12.*' -x '13.*' -o "$TMP/autobahn-client" >"$TMP/fuzzingserver.out" 2>&1 &
+  local fs=$!
+  PIDS+=("$fs")
+  for _ in $(seq 100); do grep -q listening "$TMP/fuzzingserver.out" && break; sleep 0.1; done
+  timeout 900 target/release/examples/autobahn_client "ws://127.0.0.1:$port" || true
+  for _ in $(seq 60); do grep -q "wrote reports" "$TMP/fuzzingserver.out" && break; sleep 0.5; done
+  kill "$fs" 2>/dev/null || true
+  if python3 "$AUTOBAHN/summarize.py" "$TMP/autobahn-client" --strict >"$TMP/autobahn-client.txt" 2>&1; then
+    pass "autobahn client: $(tail -1 "$TMP/autobahn-client.txt")"
+  else
+    cat "$TMP/autobahn-client.txt"
+    fail "autobahn client: $(tail -1 "$TMP/autobahn-client.txt")"
+  fi
+}
+
+case "$WHAT" in
+  rust) run_rust ;;
+  interop) install_tools; run_interop ;;
+  autobahn) run_autobahn ;;
+  all) install_tools; run_rust; run_interop; run_autobahn ;;
+  *) echo "usage: $0 [all|rust|interop|autobahn]" >&2; exit 2 ;;
+esac
+
+if [ "$WHAT" != rust ]; then
+  echo
+  for f in "${FAILURES[@]}"; do echo "failed: $f"; done
+  echo "interop: $PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+fi

@@ -1,0 +1,62 @@
+"""Python `websockets` (a third-party client) against a WebSocket echo server.
+
+Checks text and binary echoes at the length boundaries, a fragmented message, a ping,
+and a close with code 4000. Usage: python_client.py ws://127.0.0.1:PORT/
+"""
+
+import asyncio
+import sys
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
+
+
+def text_of(n: int) -> str:
+    # Multi-byte characters, padded with ASCII to exactly n bytes of UTF-8.
+    s = "한" * (n // 3)
+    return s + "x" * (n - len(s.encode()))
+
+
+async def main(url: str) -> int:
+    checks = 0
+    async with connect(url, max_size=None, compression=None) as ws:
+        for n in SIZES:
+            text = text_of(n)
+            assert len(text.encode()) == n
+            await ws.send(text)
+            echo = await ws.recv()
+            assert isinstance(echo, str) and echo == text, f"text echo of {n} bytes differs"
+            data = bytes((i * 7) % 256 for i in range(n))
+            await ws.send(data)
+            echo = await ws.recv()
+            assert isinstance(echo, bytes) and echo == data, f"binary echo of {n} bytes differs"
+            checks += 2
+        # A message in fragments: websockets sends an iterable as one fragmented message.
+        await ws.send([b"frag", b"mented", b" binary"])
+        assert await ws.recv() == b"fragmented binary", "fragmented binary echo differs"
+        await ws.send(["frag", "mented ", "텍스트"])
+        assert await ws.recv() == "fragmented 텍스트", "fragmented text echo differs"
+        checks += 2
+        pong = await ws.ping(b"are you there")
+        await asyncio.wait_for(pong, 5)
+        checks += 1
+        await ws.close(code=4000, reason="python done")
+        assert ws.close_code == 4000, f"server answered close with {ws.close_code}"
+        checks += 1
+    try:
+        await ws.recv()
+    except ConnectionClosed:
+        pass
+    return checks
+
+
+if __name__ == "__main__":
+    url = sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9001/"
+    try:
+        n = asyncio.run(asyncio.wait_for(main(url), 60))
+    except Exception as e:  # report, fail
+        print(f"python websockets client: 0 passed, 1 failed: {type(e).__name__}: {e}")
+        sys.exit(1)
+    print(f"python websockets client: {n} passed, 0 failed")

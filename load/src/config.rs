@@ -1,0 +1,82 @@
+//! The command line: what to load, how hard, for how long.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// A WebSocket load generator on wsengine's io_uring client.
+///
+/// Each connection sends messages and verifies every echo (same type, byte-equal
+/// payload). Closed loop by default: each connection keeps `--pipeline` messages in
+/// flight. With `--rate`, open loop: messages leave on a fixed schedule and latency is
+/// measured from the intended send time (coordinated omission corrected, as wrk2 does).
+/// Without `--url` it starts an embedded wsengine echo server on 127.0.0.1 and loads it.
+#[derive(Parser, Debug, Clone)]
+#[command(version)]
+pub struct Config {
+    /// The server to load: ws://HOST:PORT/PATH. Default: an embedded wsengine echo
+    /// server on 127.0.0.1 (half the CPUs, the load on the others).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Open WebSocket connections.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Payload size of each message in bytes.
+    #[arg(long, default_value_t = 20)]
+    pub size: usize,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Messages each connection keeps in flight (closed loop).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Open loop: messages per second in total, spread evenly over the connections.
+    /// Latency then counts from each message's scheduled send time.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Send text messages (the default).
+    #[arg(long, conflicts_with = "binary")]
+    pub text: bool,
+    /// Send binary messages.
+    #[arg(long)]
+    pub binary: bool,
+    /// Seconds of load before measuring starts (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Load threads, each with its own io_uring ring and its share of the connections.
+    /// Default: the number of CPUs (with the embedded server: the CPUs it leaves free).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Report the server's CPU time per message, read from /proc/PID/stat.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Connects in flight per thread while ramping up.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Pin load thread i to CPU (first CPU + i). Always on with the embedded server,
+    /// which takes the first CPUs.
+    #[arg(long)]
+    pub pin: bool,
+    /// Worker threads of the embedded server (default: half the CPUs).
+    #[arg(long)]
+    pub server_workers: Option<usize>,
+}
+
+impl Config {
+    /// Whether messages are text (the default) or binary.
+    pub fn is_text(&self) -> bool {
+        !self.binary
+    }
+}
+
+/// Where the server is, once the embedded one (if any) runs.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL to connect to.
+    pub url: String,
+    /// Its address, when it is a literal IP address (for loopback source addresses).
+    pub addr: Option<SocketAddr>,
+}

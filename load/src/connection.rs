@@ -1,0 +1,192 @@
+//! One connection's load: the closed loop (keep K messages in flight) or the open loop
+//! (send on a fixed schedule), each verifying every echo.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wsengine::CloseCode;
+use wsengine::runtime::{Error, WebSocket};
+
+use crate::payload;
+use crate::stats::ThreadStats;
+
+/// When measuring starts and when sending stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Echoes received from here on are measured.
+    pub measure_from: Instant,
+    /// No message is sent after this.
+    pub end: Instant,
+}
+
+/// What a connection sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Payload size.
+    pub size: usize,
+    /// Text or binary.
+    pub text: bool,
+    /// Messages in flight (closed loop).
+    pub pipeline: usize,
+    /// Seconds between messages of this connection (open loop).
+    pub interval: Option<Duration>,
+}
+
+fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::Closed(frame) if frame.code == CloseCode::ABNORMAL => "connection lost",
+        Error::Closed(_) => "closed by server",
+        Error::Protocol(_) => "protocol",
+        Error::Io(_) => "io",
+        Error::Timeout(_) => "timeout",
+        Error::Send(_) => "send",
+        _ => "other",
+    }
+}
+
+/// Closed loop: K messages in flight; each echo is verified and answered by the next
+/// message. Latency is from each message's send to its echo.
+pub async fn closed_loop(
+    ws: WebSocket,
+    shape: Shape,
+    window: Window,
+    stats: Rc<ThreadStats>,
+    stop: &AtomicBool,
+) {
+    let mut scratch = Vec::with_capacity(shape.size);
+    let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(shape.pipeline);
+    let mut next_seq = 0u64;
+    let mut expected = 0u64;
+    let now = Instant::now();
+    for _ in 0..shape.pipeline.max(1) {
+        let m = payload::message(next_seq, shape.size, shape.text, &mut scratch);
+        if let Err(e) = ws.send(m).await {
+            stats.error(error_kind(&e));
+            return;
+        }
+        sent_at.push_back(now);
+        next_seq += 1;
+    }
+    while let Some(sent) = sent_at.pop_front() {
+        let echo = match ws.recv().await {
+            Ok(echo) => echo,
+            Err(e) => {
+                stats.error(error_kind(&e));
+                return;
+            }
+        };
+        let now = Instant::now();
+        if !payload::matches(&echo, expected, shape.size, shape.text, &mut scratch) {
+            stats.mismatches.set(stats.mismatches.get() + 1);
+        }
+        expected += 1;
+        stats.tick();
+        if now >= window.measure_from && sent >= window.measure_from {
+            stats.record(now - sent, echo.len());
+        }
+        if now < window.end && !stop.load(Ordering::Relaxed) {
+            let m = payload::message(next_seq, shape.size, shape.text, &mut scratch);
+            if let Err(e) = ws.send(m).await {
+                stats.error(error_kind(&e));
+                return;
+            }
+            sent_at.push_back(now);
+            next_seq += 1;
+        }
+    }
+    close(&ws).await;
+}
+
+/// Open loop: message `i` is due at `start + i × interval` and leaves then (or as soon as
+/// possible after, if the connection is backed up); latency counts from the due time, so
+/// a stalled server shows in the percentiles instead of slowing the load down.
+pub async fn open_loop(
+    ws: WebSocket,
+    shape: Shape,
+    window: Window,
+    stats: Rc<ThreadStats>,
+    stop: &AtomicBool,
+) {
+    let interval = shape.interval.unwrap_or(Duration::from_millis(1));
+    let due: Rc<RefCell<VecDeque<Instant>>> = Rc::new(RefCell::new(VecDeque::new()));
+    let sender = {
+        let ws = ws.clone();
+        let due = due.clone();
+        let stats = stats.clone();
+        async move {
+            let mut scratch = Vec::with_capacity(shape.size);
+            let start = Instant::now();
+            let mut seq = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= window.end || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // Everything due by now leaves in this turn (one write).
+                loop {
+                    let at = start + interval.mul_f64(seq as f64);
+                    if at > now {
+                        tokio::time::sleep_until(at.into()).await;
+                        break;
+                    }
+                    let m = payload::message(seq, shape.size, shape.text, &mut scratch);
+                    if let Err(e) = ws.send(m).await {
+                        stats.error(error_kind(&e));
+                        return;
+                    }
+                    due.borrow_mut().push_back(at);
+                    seq += 1;
+                }
+            }
+        }
+    };
+    let receiver = {
+        let ws = ws.clone();
+        let due = due.clone();
+        let stats = stats.clone();
+        async move {
+            let mut scratch = Vec::with_capacity(shape.size);
+            let mut expected = 0u64;
+            loop {
+                let echo = match ws.recv().await {
+                    Ok(echo) => echo,
+                    Err(e) => {
+                        if !matches!(&e, Error::Closed(f) if f.code == CloseCode::NORMAL) {
+                            stats.error(error_kind(&e));
+                        }
+                        return;
+                    }
+                };
+                let now = Instant::now();
+                let Some(at) = due.borrow_mut().pop_front() else {
+                    stats.mismatches.set(stats.mismatches.get() + 1);
+                    continue;
+                };
+                if !payload::matches(&echo, expected, shape.size, shape.text, &mut scratch) {
+                    stats.mismatches.set(stats.mismatches.get() + 1);
+                }
+                expected += 1;
+                stats.tick();
+                if at >= window.measure_from {
+                    stats.record(now.saturating_duration_since(at), echo.len());
+                }
+                if now >= window.end && due.borrow().is_empty() {
+                    return;
+                }
+            }
+        }
+    };
+    let receiving = tokio_uring::spawn(receiver);
+    sender.await;
+    // Wait for the echoes still in flight, at most a second.
+    let _ = tokio::time::timeout(Duration::from_secs(1), receiving).await;
+    close(&ws).await;
+}
+
+/// Closes with 1000 and waits (bounded) for the server's answer.
+async fn close(ws: &WebSocket) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(CloseCode::NORMAL, "")).await;
+}

@@ -1,0 +1,344 @@
+//! load: a WebSocket load generator on wsengine's io_uring client.
+//!
+//! Thread-per-core like the server: each load thread runs its own io_uring runtime with
+//! its share of the connections, and keeps its own histograms, so nothing is shared on
+//! the hot path; the figures are summed at the end. All messages a connection has ready
+//! in one turn leave in one write (the engine coalesces them), which keeps the client
+//! from being the bottleneck on small machines.
+
+pub mod config;
+mod connection;
+mod payload;
+pub mod report;
+pub mod server_cpu;
+pub mod stats;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use wsengine::runtime::{ConnectOptions, Error, Server, ServerHandle, UringRuntime, WebSocket};
+
+pub use config::Config;
+use connection::{Shape, Window};
+pub use report::Report;
+use stats::{LiveCounters, ThreadStats, Totals};
+
+/// Connections per loopback source address before the next one is used (the ephemeral
+/// port range holds about 28,000 ports per address).
+const CONNECTIONS_PER_SOURCE: usize = 20_000;
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The embedded server, or a load thread's io_uring runtime, could not start.
+    Engine(Error),
+    /// The options do not make sense.
+    Usage(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Engine(e) => write!(f, "{e}"),
+            LoadError::Usage(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// An echo server started for the run when no `--url` is given.
+fn embedded_server(workers: usize) -> Result<ServerHandle, LoadError> {
+    let mut options = wsengine::runtime::SocketOptions::default();
+    options.max_send_queue = 4 << 20;
+    Server::builder(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .workers(workers)
+        .socket_options(options)
+        .serve(|ws: WebSocket, _request| async move {
+            while let Ok(message) = ws.recv().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(LoadError::Engine)
+}
+
+/// The literal IP address in a `ws://` URL, if it has one.
+fn url_ip(url: &str) -> Option<IpAddr> {
+    let rest = url.strip_prefix("ws://")?;
+    let authority = rest.split('/').next()?;
+    authority
+        .parse::<SocketAddr>()
+        .map(|a| a.ip())
+        .ok()
+        .or_else(|| authority.parse().ok())
+}
+
+/// Runs the load and returns the figures. `stop` ends it early (Ctrl-C); `progress`
+/// shows the live line.
+pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Report, LoadError> {
+    if config.connections == 0 || config.duration <= 0.0 {
+        return Err(LoadError::Usage(
+            "--connections and --duration must be positive".into(),
+        ));
+    }
+    if config.rate.is_some_and(|r| r <= 0.0) {
+        return Err(LoadError::Usage("--rate must be positive".into()));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (server, url, placement) = match &config.url {
+        Some(url) => (None, url.clone(), None),
+        None => {
+            let workers = config.server_workers.unwrap_or((cpus / 2).max(1));
+            let server = embedded_server(workers)?;
+            let url = format!("ws://{}/", server.local_addr());
+            (Some(server), url, Some(workers))
+        }
+    };
+    let threads = config
+        .threads
+        .unwrap_or(match placement {
+            Some(workers) => cpus.saturating_sub(workers).max(1),
+            None => cpus,
+        })
+        .clamp(1, config.connections);
+    let first_cpu = placement.unwrap_or(0);
+    let pin = placement.is_some() || config.pin;
+    let loopback_v4 = matches!(url_ip(&url), Some(IpAddr::V4(ip)) if ip.is_loopback());
+    let warmup = Duration::from_secs_f64(config.warmup.max(0.0));
+    let duration = Duration::from_secs_f64(config.duration);
+    let shape = Shape {
+        size: config.size,
+        text: config.is_text(),
+        pipeline: config.pipeline.max(1),
+        interval: config
+            .rate
+            .map(|r| Duration::from_secs_f64(config.connections as f64 / r)),
+    };
+
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let mut handles = Vec::new();
+    let mut live = Vec::new();
+    for t in 0..threads {
+        let counters = Arc::new(LiveCounters::default());
+        live.push(counters.clone());
+        let job = ThreadJob {
+            index: t,
+            threads,
+            connections: config.connections,
+            url: url.clone(),
+            loopback_v4,
+            connect_concurrency: config.connect_concurrency.max(1),
+            shape,
+            warmup,
+            duration,
+            pin_cpu: pin.then_some((first_cpu + t) % cpus),
+            counters,
+            barrier: barrier.clone(),
+            stop: stop.clone(),
+        };
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("load-{t}"))
+                .spawn(move || job.run())
+                .map_err(|e| LoadError::Engine(Error::Io(e)))?,
+        );
+    }
+
+    // Every thread has connected (or given up) once the barrier opens.
+    barrier.wait();
+    let start = Instant::now();
+    let window = Window {
+        measure_from: start + warmup,
+        end: start + warmup + duration,
+    };
+    let watch = report::Progress::new(progress, warmup + duration);
+    let mut cpu_from = None;
+    let mut stopped_early = false;
+    loop {
+        let now = Instant::now();
+        if cpu_from.is_none() && now >= window.measure_from {
+            cpu_from = config.server_pid.and_then(server_cpu::cpu_time);
+        }
+        if now >= window.end {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            stopped_early = true;
+            break;
+        }
+        watch.update(now - start, &live);
+        std::thread::sleep(Duration::from_millis(100).min(window.end - now));
+    }
+    let measured_until = Instant::now().min(window.end);
+    let cpu_to = config.server_pid.and_then(server_cpu::cpu_time);
+    stop.store(true, Ordering::Relaxed);
+    watch.finish();
+
+    let mut totals = Totals::empty();
+    let mut errors = Vec::new();
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(t)) => totals.add(&t),
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(Error::Io(std::io::Error::other("a load thread panicked"))),
+        }
+    }
+    if let Some(server) = server {
+        server.shutdown(Duration::from_secs(2));
+    }
+    if let Some(e) = errors.into_iter().next() {
+        return Err(LoadError::Engine(e));
+    }
+    let measured = measured_until.saturating_duration_since(window.measure_from);
+    Ok(Report::new(
+        config,
+        url,
+        threads,
+        placement.map(|workers| (workers, first_cpu)),
+        totals,
+        measured,
+        match (cpu_from, cpu_to) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
+        stopped_early,
+    ))
+}
+
+/// One load thread's part of the run.
+struct ThreadJob {
+    index: usize,
+    threads: usize,
+    connections: usize,
+    url: String,
+    loopback_v4: bool,
+    connect_concurrency: usize,
+    shape: Shape,
+    warmup: Duration,
+    duration: Duration,
+    pin_cpu: Option<usize>,
+    counters: Arc<LiveCounters>,
+    barrier: Arc<Barrier>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ThreadJob {
+    fn run(self) -> Result<Totals, Error> {
+        if let Some(cpu) = self.pin_cpu
+            && let Some(cores) = core_affinity::get_core_ids()
+            && let Some(core) = cores.get(cpu)
+        {
+            core_affinity::set_for_current(*core);
+        }
+        let runtime = match UringRuntime::new(4096) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                self.barrier.wait();
+                return Err(e);
+            }
+        };
+        let stats = Rc::new(ThreadStats::new(self.counters.clone()));
+        runtime.block_on(self.load(stats.clone()));
+        drop(runtime);
+        Rc::try_unwrap(stats)
+            .map(ThreadStats::into_totals)
+            .map_err(|_| Error::Io(std::io::Error::other("load tasks still running")))
+    }
+
+    async fn load(self, stats: Rc<ThreadStats>) {
+        let sockets = self.connect_all(&stats).await;
+        // Start together: the main thread measures from when every thread is ready.
+        self.barrier.wait();
+        let start = Instant::now();
+        let window = Window {
+            measure_from: start + self.warmup,
+            end: start + self.warmup + self.duration,
+        };
+        let mut tasks = Vec::new();
+        for ws in sockets {
+            let stats = stats.clone();
+            let shape = self.shape;
+            let stop = self.stop.clone();
+            tasks.push(tokio_uring::spawn(async move {
+                if shape.interval.is_some() {
+                    connection::open_loop(ws, shape, window, stats, &stop).await;
+                } else {
+                    connection::closed_loop(ws, shape, window, stats, &stop).await;
+                }
+            }));
+        }
+        // Publish p99 for the progress line.
+        let publisher = {
+            let stats = stats.clone();
+            tokio_uring::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    stats.publish_p99();
+                }
+            })
+        };
+        // Every connection stops by itself after the window; this bounds a hung one.
+        let hard_end = window.end + Duration::from_secs(5);
+        for task in tasks {
+            let left = hard_end.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, task).await.is_err() {
+                stats.error("hung at the end");
+            }
+        }
+        publisher.abort();
+    }
+
+    /// Opens this thread's connections, at most `connect_concurrency` at a time.
+    async fn connect_all(&self, stats: &Rc<ThreadStats>) -> Vec<WebSocket> {
+        let mine: Vec<usize> = (self.index..self.connections)
+            .step_by(self.threads)
+            .collect();
+        let permits = Rc::new(tokio::sync::Semaphore::new(self.connect_concurrency));
+        let mut pending = Vec::new();
+        for i in mine {
+            let permits = permits.clone();
+            let stats = stats.clone();
+            let url = self.url.clone();
+            let mut options = ConnectOptions::default();
+            options.socket.max_send_queue = 4 << 20;
+            if self.loopback_v4 && i >= CONNECTIONS_PER_SOURCE {
+                // Past one address's ephemeral ports: 127.0.0.2, 127.0.0.3, ...
+                let n = (i / CONNECTIONS_PER_SOURCE) as u32 + 1;
+                options.local_addr = Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n)));
+            }
+            pending.push(tokio_uring::spawn(async move {
+                let _permit = permits.acquire().await.ok()?;
+                let began = Instant::now();
+                match options.connect(&url).await {
+                    Ok((ws, _)) => {
+                        let us = began.elapsed().as_micros() as u64;
+                        let _ = stats.connect.borrow_mut().record(us.max(1));
+                        stats.connected.set(stats.connected.get() + 1);
+                        Some(ws)
+                    }
+                    Err(e) => {
+                        stats.connect_failures.set(stats.connect_failures.get() + 1);
+                        stats.error(match e {
+                            Error::ClientHandshake(_) | Error::Handshake(_) => "handshake",
+                            Error::Timeout(_) => "connect timeout",
+                            _ => "connect",
+                        });
+                        None
+                    }
+                }
+            }));
+        }
+        let mut sockets = Vec::new();
+        for p in pending {
+            if let Ok(Some(ws)) = p.await {
+                sockets.push(ws);
+            }
+        }
+        sockets
+    }
+}

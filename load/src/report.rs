@@ -1,0 +1,253 @@
+//! The figures: a readable report, one JSON object, and the live progress line.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::stats::{LiveCounters, Totals};
+
+/// The outcome of a run.
+pub struct Report {
+    /// The server loaded.
+    pub url: String,
+    /// Connections asked for.
+    pub connections: usize,
+    /// Load threads.
+    pub threads: usize,
+    /// With the embedded server: its workers and the first load CPU.
+    pub embedded: Option<(usize, usize)>,
+    /// Payload size.
+    pub size: usize,
+    /// Text (or binary) messages.
+    pub text: bool,
+    /// Messages in flight per connection (closed loop).
+    pub pipeline: usize,
+    /// Messages per second in total (open loop).
+    pub rate: Option<f64>,
+    /// The measured window (shorter when stopped early).
+    pub measured: Duration,
+    /// The figures.
+    pub totals: Totals,
+    /// The server's CPU time over the measured window (with `--server-pid`).
+    pub server_cpu: Option<Duration>,
+    /// Stopped by Ctrl-C before the end.
+    pub stopped_early: bool,
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: &Config,
+        url: String,
+        threads: usize,
+        embedded: Option<(usize, usize)>,
+        totals: Totals,
+        measured: Duration,
+        server_cpu: Option<Duration>,
+        stopped_early: bool,
+    ) -> Self {
+        Report {
+            url,
+            connections: config.connections,
+            threads,
+            embedded,
+            size: config.size,
+            text: config.is_text(),
+            pipeline: config.pipeline.max(1),
+            rate: config.rate,
+            measured,
+            totals,
+            server_cpu,
+            stopped_early,
+        }
+    }
+
+    /// Echoes per second over the measured window.
+    pub fn messages_per_sec(&self) -> f64 {
+        self.totals.messages as f64 / self.measured.as_secs_f64().max(1e-9)
+    }
+
+    /// Payload bytes per second over the measured window.
+    pub fn bytes_per_sec(&self) -> f64 {
+        self.totals.bytes as f64 / self.measured.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency at quantile `q`, in µs.
+    pub fn latency_us(&self, q: f64) -> u64 {
+        if self.totals.messages == 0 {
+            return 0;
+        }
+        self.totals.latency.value_at_quantile(q)
+    }
+
+    /// The server's CPU time per message, in µs.
+    pub fn server_cpu_us_per_msg(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.totals.messages > 0).then(|| cpu.as_secs_f64() * 1e6 / self.totals.messages as f64)
+    }
+
+    /// Whether the run found a problem: mismatched echoes, errors, or nothing measured.
+    pub fn is_clean(&self) -> bool {
+        self.totals.mismatches == 0 && self.totals.error_count() == 0 && self.totals.messages > 0
+    }
+
+    /// The JSON object of `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let connect = &self.totals.connect;
+        json!({
+            "url": self.url,
+            "connections": self.connections,
+            "connected": self.totals.connected,
+            "connect_failures": self.totals.connect_failures,
+            "threads": self.threads,
+            "size": self.size,
+            "text": self.text,
+            "pipeline": self.pipeline,
+            "rate": self.rate,
+            "duration_s": self.measured.as_secs_f64(),
+            "messages": self.totals.messages,
+            "bytes": self.totals.bytes,
+            "messages_per_sec": self.messages_per_sec(),
+            "bytes_per_sec": self.bytes_per_sec(),
+            "p50_us": self.latency_us(0.50),
+            "p90_us": self.latency_us(0.90),
+            "p99_us": self.latency_us(0.99),
+            "p999_us": self.latency_us(0.999),
+            "max_us": if self.totals.messages == 0 { 0 } else { self.totals.latency.max() },
+            "connect_p50_us": connect.value_at_quantile(0.5),
+            "connect_p99_us": connect.value_at_quantile(0.99),
+            "connect_max_us": connect.max(),
+            "errors": self.totals.error_count(),
+            "errors_by_kind": self.totals.errors,
+            "mismatches": self.totals.mismatches,
+            "server_cpu_us_per_msg": self.server_cpu_us_per_msg(),
+            "stopped_early": self.stopped_early,
+        })
+    }
+
+    /// The readable report.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let kind = if self.text { "text" } else { "binary" };
+        out += &format!("load against {}\n", self.url);
+        match self.embedded {
+            Some((workers, first)) => {
+                out += &format!(
+                    "  embedded wsengine echo server: {workers} worker(s) on CPU 0..{}; load: {} thread(s) from CPU {first}\n",
+                    workers - 1,
+                    self.threads
+                )
+            }
+            None => out += &format!("  load: {} thread(s)\n", self.threads),
+        }
+        let mode = match self.rate {
+            Some(r) => format!("open loop at {r:.0} msg/s"),
+            None => format!("closed loop, {} in flight per connection", self.pipeline),
+        };
+        out += &format!(
+            "  {} connections ({} failed), {} B {kind} messages, {mode}\n",
+            self.connections, self.totals.connect_failures, self.size
+        );
+        out += &format!(
+            "  measured {:.2} s{}\n\n",
+            self.measured.as_secs_f64(),
+            if self.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            }
+        );
+        out += &format!(
+            "  messages   {:>12}   {:>12.0} msg/s   {:>9.2} MB/s\n",
+            self.totals.messages,
+            self.messages_per_sec(),
+            self.bytes_per_sec() / 1e6
+        );
+        out += &format!(
+            "  latency µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {}\n",
+            self.latency_us(0.5),
+            self.latency_us(0.9),
+            self.latency_us(0.99),
+            self.latency_us(0.999),
+            if self.totals.messages == 0 {
+                0
+            } else {
+                self.totals.latency.max()
+            }
+        );
+        let c = &self.totals.connect;
+        out += &format!(
+            "  connect µs p50 {}   p99 {}   max {}\n",
+            c.value_at_quantile(0.5),
+            c.value_at_quantile(0.99),
+            c.max()
+        );
+        if let Some(us) = self.server_cpu_us_per_msg() {
+            out += &format!("  server CPU {us:.3} µs/msg\n");
+        }
+        out += &format!(
+            "  errors     {}{}\n  mismatches {}\n",
+            self.totals.error_count(),
+            if self.totals.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", self.totals.errors)
+            },
+            self.totals.mismatches
+        );
+        out
+    }
+}
+
+/// The live progress line: elapsed, messages/s, p99 so far. Hidden when not wanted.
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    last: std::cell::Cell<(Instant, u64)>,
+}
+
+impl Progress {
+    pub(crate) fn new(show: bool, total: Duration) -> Self {
+        let bar = show.then(|| {
+            let bar = ProgressBar::new(total.as_millis() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            last: std::cell::Cell::new((Instant::now(), 0)),
+        }
+    }
+
+    pub(crate) fn update(&self, elapsed: Duration, live: &[Arc<LiveCounters>]) {
+        let Some(bar) = &self.bar else { return };
+        let now = Instant::now();
+        let (then, before) = self.last.get();
+        if now - then < Duration::from_millis(250) {
+            return;
+        }
+        let echoes: u64 = live.iter().map(|l| l.echoes.load(Ordering::Relaxed)).sum();
+        let p99 = live
+            .iter()
+            .map(|l| l.p99_us.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        let rate = (echoes - before) as f64 / (now - then).as_secs_f64();
+        self.last.set((now, echoes));
+        bar.set_position(elapsed.as_millis() as u64);
+        bar.set_message(format!("{rate:>10.0} msg/s   p99 {p99} µs"));
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! What one load thread measured, and the sum over threads.
+//!
+//! Each thread keeps its own histograms and counters (no sharing on the hot path) and
+//! hands them over at the end; the progress line reads two atomics per thread.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Latencies from 1 µs to 60 s at 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// A thread's figures, filled by its connections.
+pub struct ThreadStats {
+    /// Round-trip (or scheduled-send-to-receive) latency in µs, measured window only.
+    pub latency: RefCell<Histogram<u64>>,
+    /// Connect plus handshake time in µs.
+    pub connect: RefCell<Histogram<u64>>,
+    /// Echoes received in the measured window.
+    pub messages: Cell<u64>,
+    /// Payload bytes of those echoes.
+    pub bytes: Cell<u64>,
+    /// Echoes that differed from what was sent (type, length or content).
+    pub mismatches: Cell<u64>,
+    /// Connections that could not be opened.
+    pub connect_failures: Cell<u64>,
+    /// Connections opened.
+    pub connected: Cell<u64>,
+    /// Errors by kind.
+    pub errors: RefCell<BTreeMap<&'static str, u64>>,
+    /// For the progress line: every echo so far, and this thread's p99 so far (µs).
+    pub live: Arc<LiveCounters>,
+}
+
+/// Counters the main thread samples for the progress line.
+#[derive(Default)]
+pub struct LiveCounters {
+    /// Echoes received, warm-up included.
+    pub echoes: AtomicU64,
+    /// The thread's p99 latency so far, in µs.
+    pub p99_us: AtomicU64,
+}
+
+impl ThreadStats {
+    /// Empty figures.
+    pub fn new(live: Arc<LiveCounters>) -> Self {
+        ThreadStats {
+            latency: RefCell::new(histogram()),
+            connect: RefCell::new(histogram()),
+            messages: Cell::new(0),
+            bytes: Cell::new(0),
+            mismatches: Cell::new(0),
+            connect_failures: Cell::new(0),
+            connected: Cell::new(0),
+            errors: RefCell::new(BTreeMap::new()),
+            live,
+        }
+    }
+
+    /// Counts an error of `kind`.
+    pub fn error(&self, kind: &'static str) {
+        *self.errors.borrow_mut().entry(kind).or_insert(0) += 1;
+    }
+
+    /// Records an echo received in the measured window.
+    #[inline]
+    pub fn record(&self, latency: Duration, bytes: usize) {
+        let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
+        let _ = self.latency.borrow_mut().record(us);
+        self.messages.set(self.messages.get() + 1);
+        self.bytes.set(self.bytes.get() + bytes as u64);
+    }
+
+    /// Counts an echo for the progress line (warm-up included).
+    #[inline]
+    pub fn tick(&self) {
+        self.live.echoes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Publishes this thread's p99 for the progress line.
+    pub fn publish_p99(&self) {
+        let p99 = self.latency.borrow().value_at_quantile(0.99);
+        self.live.p99_us.store(p99, Ordering::Relaxed);
+    }
+
+    /// Plain figures, to send to the main thread.
+    pub fn into_totals(self) -> Totals {
+        Totals {
+            latency: self.latency.into_inner(),
+            connect: self.connect.into_inner(),
+            messages: self.messages.get(),
+            bytes: self.bytes.get(),
+            mismatches: self.mismatches.get(),
+            connect_failures: self.connect_failures.get(),
+            connected: self.connected.get(),
+            errors: self
+                .errors
+                .into_inner()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }
+    }
+}
+
+/// Figures summed over threads.
+#[derive(Clone)]
+pub struct Totals {
+    /// Latency in µs.
+    pub latency: Histogram<u64>,
+    /// Connect plus handshake time in µs.
+    pub connect: Histogram<u64>,
+    /// Echoes in the measured window.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Echoes that differed from what was sent.
+    pub mismatches: u64,
+    /// Connections that could not be opened.
+    pub connect_failures: u64,
+    /// Connections opened.
+    pub connected: u64,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    /// Nothing measured yet.
+    pub fn empty() -> Self {
+        Totals {
+            latency: histogram(),
+            connect: histogram(),
+            messages: 0,
+            bytes: 0,
+            mismatches: 0,
+            connect_failures: 0,
+            connected: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Adds another thread's figures.
+    pub fn add(&mut self, other: &Totals) {
+        let _ = self.latency.add(&other.latency);
+        let _ = self.connect.add(&other.connect);
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.mismatches += other.mismatches;
+        self.connect_failures += other.connect_failures;
+        self.connected += other.connected;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind.clone()).or_insert(0) += n;
+        }
+    }
+
+    /// All errors, of every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}

@@ -1,0 +1,206 @@
+//! The load generator against real servers: the counts add up, and a wrong echo is
+//! reported as a mismatch, never ignored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::Parser;
+use load::{Config, run};
+use wsengine::Message;
+use wsengine::runtime::{Server, ServerHandle, WebSocket};
+
+fn config(args: &[&str]) -> Config {
+    let mut argv = vec!["load"];
+    argv.extend_from_slice(args);
+    Config::parse_from(argv)
+}
+
+/// A wsengine server whose handler answers each message with `reply(message)`.
+fn server(reply: fn(Message) -> Message) -> ServerHandle {
+    Server::builder("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .serve(move |ws: WebSocket, _req| async move {
+            while let Ok(m) = ws.recv().await {
+                if ws.send(reply(m)).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap()
+}
+
+#[test]
+fn closed_loop_counts_add_up_and_json_is_consistent() {
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "10",
+        "--size",
+        "32",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--pipeline",
+        "4",
+        "--threads",
+        "1",
+        "--binary",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    let json = report.to_json();
+    assert!(report.is_clean(), "{}", report.to_text());
+    assert_eq!(json["connections"], 10);
+    assert_eq!(json["connected"], 10);
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["mismatches"], 0);
+    let messages = json["messages"].as_u64().unwrap();
+    assert!(messages > 100, "{messages}");
+    assert_eq!(json["bytes"].as_u64().unwrap(), messages * 32);
+    let per_sec = json["messages_per_sec"].as_f64().unwrap();
+    let secs = json["duration_s"].as_f64().unwrap();
+    assert!((per_sec * secs - messages as f64).abs() < 1.0);
+    for key in [
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+        "bytes_per_sec",
+    ] {
+        assert!(json[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(json["p50_us"].as_u64() <= json["p99_us"].as_u64());
+    assert!(json["p99_us"].as_u64() <= json["max_us"].as_u64());
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_wrong_echo_is_reported_as_a_mismatch() {
+    // Flips the payload's last byte.
+    let server = server(|m| {
+        let mut bytes = m.payload().to_vec();
+        if let Some(last) = bytes.last_mut() {
+            *last = b'#';
+        }
+        Message::text(String::from_utf8(bytes).unwrap())
+    });
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.totals.mismatches > 0);
+    assert!(!report.is_clean());
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_changed_message_type_is_a_mismatch() {
+    let server = server(|m| Message::binary(m.into_payload()));
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--text",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert_eq!(report.totals.mismatches, report.totals.messages);
+    assert!(report.totals.mismatches > 0);
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn open_loop_sends_at_the_rate() {
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "4",
+        "--rate",
+        "2000",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    let rate = report.messages_per_sec();
+    // The schedule, not a speed: 2000 msg/s asked, the window's edges blur it a little.
+    assert!((1000.0..3000.0).contains(&rate), "{rate}");
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn no_server_at_the_url_is_counted_as_connect_failures() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "3",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert_eq!(report.totals.connect_failures, 3);
+    assert_eq!(report.to_json()["errors"], 3);
+    assert!(!report.is_clean());
+}
+
+#[test]
+fn the_embedded_server_runs_without_a_url() {
+    let cfg = config(&[
+        "--connections",
+        "5",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.1",
+        "--threads",
+        "1",
+        "--server-workers",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    assert!(report.to_text().contains("embedded wsengine echo server"));
+}

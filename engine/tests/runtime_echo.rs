@@ -337,3 +337,106 @@ fn frames_sent_with_the_handshake_are_not_held_back() {
     assert!(received.ends_with(&[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']));
     server.shutdown(Duration::from_secs(1));
 }
+
+fn server_with(
+    options: wsengine::runtime::SocketOptions,
+    report: std::sync::mpsc::Sender<Result<Message, String>>,
+    close_first: bool,
+) -> ServerHandle {
+    Server::builder("127.0.0.1:0".parse().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .socket_options(options)
+        .serve(move |ws: WebSocket, _req| {
+            let report = report.clone();
+            async move {
+                if close_first {
+                    let began = std::time::Instant::now();
+                    let _ = ws.close(CloseCode::NORMAL, "bye").await;
+                    let _ = report.send(Err(format!("closed after {:?}", began.elapsed())));
+                    return;
+                }
+                loop {
+                    match ws.recv().await {
+                        Ok(m) => {
+                            let _ = report.send(Ok(m.clone()));
+                            let _ = ws.send(m).await;
+                        }
+                        Err(e) => {
+                            let _ = report.send(Err(e.to_string()));
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_silent_peer_is_dropped_at_the_idle_timeout_as_1006() {
+    let mut options = wsengine::runtime::SocketOptions::default();
+    options.idle_timeout = Some(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = server_with(options, tx, false);
+    // A peer that completes the handshake and then never sends anything (as if it
+    // vanished without a FIN).
+    let mut raw = raw_handshake(server.local_addr());
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server gave up");
+    let err = outcome.expect_err("no message was sent");
+    assert!(
+        err.contains("1006") && err.contains("idle timeout"),
+        "{err}"
+    );
+    // And the TCP connection is closed.
+    let mut rest = Vec::new();
+    let _ = raw.read_to_end(&mut rest);
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn keepalive_pings_keep_a_live_peer_open() {
+    let mut options = wsengine::runtime::SocketOptions::default();
+    options.ping_interval = Some(Duration::from_millis(100));
+    options.idle_timeout = Some(Duration::from_millis(400));
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let server = server_with(options, tx, false);
+    let addr = server.local_addr();
+    // A raw peer sees the server's ping when it stays quiet.
+    let mut raw = raw_handshake(addr);
+    let mut head = [0u8; 2];
+    raw.read_exact(&mut head).unwrap();
+    assert_eq!(head, [0x89, 0x00], "a ping with an empty payload");
+    // Our client answers pings by itself, so the connection outlives the idle timeout.
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        ws.send_text("still open").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("still open"));
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn close_gives_up_on_a_peer_that_never_answers() {
+    let mut options = wsengine::runtime::SocketOptions::default();
+    options.protocol.close_timeout = Duration::from_millis(300);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = server_with(options, tx, true);
+    let mut raw = raw_handshake(server.local_addr());
+    // The close frame arrives; the raw peer never answers it.
+    let mut close = [0u8; 7];
+    raw.read_exact(&mut close).unwrap();
+    assert_eq!(close, [0x88, 5, 0x03, 0xE8, b'b', b'y', b'e']);
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("close returned");
+    let took = outcome.expect_err("closed");
+    assert!(took.starts_with("closed after"), "{took}");
+    // Then the server drops the TCP connection.
+    let mut rest = Vec::new();
+    let _ = raw.read_to_end(&mut rest);
+    server.shutdown(Duration::from_secs(1));
+}

@@ -12,8 +12,10 @@ fn outcome(stream: &[u8], cut: usize) -> (Result<Option<String>, String>, Vec<u8
     let mut parser = ServerHandshake::new(HandshakeLimits::default());
     let mut buf = BytesMut::from(&stream[..cut]);
     let mut result = parser.parse(&mut buf);
+    // The rest arrives whatever the first parse said: after an accepted request it is
+    // the frame stream and must stay in the buffer untouched.
+    buf.extend_from_slice(&stream[cut..]);
     if let Ok(None) = result {
-        buf.extend_from_slice(&stream[cut..]);
         result = parser.parse(&mut buf);
     }
     let summary = match result {

@@ -50,6 +50,13 @@ struct Args {
     /// Open connections per worker above which new ones get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     max_connections_per_worker: usize,
+    /// Registered (fixed) io_uring read buffers per worker (0: read straight into each
+    /// connection's receive buffer, the default).
+    #[arg(long, default_value_t = 0)]
+    registered_buffers: usize,
+    /// Size of each registered read buffer in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    registered_buffer_size: usize,
     /// Seconds open connections get to close after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     shutdown_grace: f64,
@@ -99,7 +106,8 @@ fn main() -> ExitCode {
     let mut builder = Server::builder(args.addr)
         .socket_options(options)
         .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
-        .max_connections_per_worker(args.max_connections_per_worker);
+        .max_connections_per_worker(args.max_connections_per_worker)
+        .registered_buffers(args.registered_buffers, args.registered_buffer_size);
     if let Some(workers) = args.workers {
         builder = builder.workers(workers);
     }

@@ -132,7 +132,7 @@ impl ConnectOptions {
             }
         };
         let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover);
-        let inner = Rc::new(Inner::new(conn, self.socket.clone(), target.addr));
+        let inner = Rc::new(Inner::new(conn, self.socket.clone(), target.addr, None));
         driver::spawn(inner.clone(), stream, || {});
         Ok((WebSocket::new(inner, Role::Client), response))
     }

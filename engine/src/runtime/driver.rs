@@ -43,25 +43,12 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
         } {
             inner.recv_space.notified().await;
         }
-        let mut buf = {
-            let mut s = inner.shared.borrow_mut();
-            let want = s
-                .conn
-                .read_hint()
-                .clamp(inner.options.read_buffer_size, MAX_READ);
-            let buf = s.conn.read_buf();
-            if buf.capacity() - buf.len() < want {
-                buf.reserve(want);
-            }
-            std::mem::take(buf)
+        let result = match inner.read_pool.as_ref().and_then(|pool| pool.try_take()) {
+            Some(fixed) => read_registered(&inner, &stream, fixed).await,
+            None => read_ordinary(&inner, &stream).await,
         };
-        let len = buf.len();
-        let cap = buf.capacity();
-        let (result, slice) = stream.read(buf.slice(len..cap)).await;
-        buf = slice.into_inner();
         let mut s = inner.shared.borrow_mut();
         let receiving = s.conn.is_receiving();
-        *s.conn.read_buf() = buf;
         match result {
             Ok(0) | Err(_) => {
                 s.read_closed = true;
@@ -89,6 +76,42 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
         drop(s);
         process_received(&inner);
     }
+}
+
+/// Reads into the spare capacity of the core's receive buffer: no copy.
+async fn read_ordinary(inner: &Inner, stream: &TcpStream) -> std::io::Result<usize> {
+    let buf = {
+        let mut s = inner.shared.borrow_mut();
+        let want = s
+            .conn
+            .read_hint()
+            .clamp(inner.options.read_buffer_size, MAX_READ);
+        let buf = s.conn.read_buf();
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
+        std::mem::take(buf)
+    };
+    let (len, cap) = (buf.len(), buf.capacity());
+    let (result, slice) = stream.read(buf.slice(len..cap)).await;
+    *inner.shared.borrow_mut().conn.read_buf() = slice.into_inner();
+    result
+}
+
+/// Reads into a registered buffer, then copies into the core's receive buffer.
+async fn read_registered(
+    inner: &Inner,
+    stream: &TcpStream,
+    fixed: tokio_uring::buf::fixed::FixedBuf,
+) -> std::io::Result<usize> {
+    let (result, fixed) = stream.read_fixed(fixed).await;
+    if let Ok(n) = result {
+        let mut s = inner.shared.borrow_mut();
+        if s.conn.is_receiving() {
+            s.conn.feed(&fixed[..n]);
+        }
+    }
+    result
 }
 
 /// Runs the core over the bytes received so far: messages to the inbox, then wakes the

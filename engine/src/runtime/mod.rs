@@ -8,12 +8,14 @@
 //! | [`server`] | the builder, worker threads and the shutdown handle |
 //! | `worker` | one core's accept loop, handshakes and connection registry |
 //! | `driver` | a connection's reader and writer tasks |
+//! | `buffers` | the optional pool of registered read buffers |
 //! | [`socket`] | the application's [`WebSocket`] handle |
 //! | [`client`] | connecting to a `ws://` URL |
 //! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
 //! | [`options`] | per-connection settings |
 //! | [`error`] | the runtime's error type |
 
+mod buffers;
 pub mod client;
 mod driver;
 pub mod error;

@@ -55,6 +55,7 @@ pub(crate) struct ServerShared {
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) ring_entries: u32,
     pub(crate) pin_workers: bool,
+    pub(crate) registered_buffers: Option<(usize, usize)>,
 }
 
 /// Configures and starts a [`Server`].
@@ -69,6 +70,7 @@ pub struct ServerBuilder {
     backlog: i32,
     ring_entries: u32,
     pin_workers: bool,
+    registered_buffers: Option<(usize, usize)>,
     on_handshake: Option<Arc<HandshakeHook>>,
 }
 
@@ -89,6 +91,7 @@ impl Server {
             backlog: 4096,
             ring_entries: DEFAULT_RING_ENTRIES,
             pin_workers: true,
+            registered_buffers: None,
             on_handshake: None,
         }
     }
@@ -145,6 +148,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Read into `count` registered (fixed) buffers of `size` bytes per worker, registered
+    /// with the worker's ring, instead of straight into each connection's receive buffer.
+    /// Costs `count × size` of locked memory per worker (counted against
+    /// `RLIMIT_MEMLOCK` for unprivileged users) and one copy of every received byte; a
+    /// read finding the pool empty uses an ordinary buffer. Default off: see the README's
+    /// measurement.
+    pub fn registered_buffers(mut self, count: usize, size: usize) -> Self {
+        self.registered_buffers = (count > 0 && size > 0).then_some((count, size));
+        self
+    }
+
     /// Decides on each upgrade request: accept (optionally choosing a subprotocol and
     /// adding headers) or reject with an HTTP status. Default: accept every valid request
     /// without a subprotocol.
@@ -184,6 +198,7 @@ impl ServerBuilder {
             stats: stats.clone(),
             ring_entries: self.ring_entries,
             pin_workers: self.pin_workers,
+            registered_buffers: self.registered_buffers,
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);
         let (ready_tx, ready_rx) = mpsc::channel();

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::buffers::ReadPool;
 use super::error::Error;
 use super::notify::LocalNotify;
 use super::options::SocketOptions;
@@ -114,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) shared: RefCell<Shared>,
     pub(crate) options: SocketOptions,
     pub(crate) peer_addr: SocketAddr,
+    /// The worker's registered read buffers, if the server uses them.
+    pub(crate) read_pool: Option<Rc<ReadPool>>,
     /// Something for `recv`: a message or the end.
     pub(crate) readable: LocalNotify,
     /// Something for the writer: queued bytes, a close, a deadline change.
@@ -127,7 +130,12 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(conn: Connection, options: SocketOptions, peer_addr: SocketAddr) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        options: SocketOptions,
+        peer_addr: SocketAddr,
+        read_pool: Option<Rc<ReadPool>>,
+    ) -> Self {
         Inner {
             shared: RefCell::new(Shared {
                 conn,
@@ -144,6 +152,7 @@ impl Inner {
             }),
             options,
             peer_addr,
+            read_pool,
             readable: LocalNotify::default(),
             writable: LocalNotify::default(),
             send_space: LocalNotify::default(),

@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use tokio::sync::watch;
 use tokio_uring::net::{TcpListener, TcpStream};
 
+use super::buffers::ReadPool;
 use super::driver;
 use super::error::Error;
 use super::handshake_io::{read_more, write_all};
@@ -100,9 +101,22 @@ pub(crate) fn run(
         }
     };
     runtime.block_on(async move {
+        let read_pool = match shared.registered_buffers {
+            None => None,
+            Some((count, size)) => match ReadPool::register(count, size) {
+                Ok(pool) => Some(Rc::new(pool)),
+                Err(e) => {
+                    let _ = ready.send(Err(Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot register {count} read buffers of {size} bytes: {e}"),
+                    ))));
+                    return;
+                }
+            },
+        };
         let listener = TcpListener::from_std(listener);
         let _ = ready.send(Ok(()));
-        serve(listener, control, shared, shutdown).await;
+        serve(listener, control, shared, shutdown, read_pool).await;
     });
 }
 
@@ -111,6 +125,7 @@ async fn serve(
     control: std::net::TcpListener,
     shared: Arc<ServerShared>,
     mut shutdown: watch::Receiver<Option<Duration>>,
+    read_pool: Option<Rc<ReadPool>>,
 ) {
     let registry = Rc::new(Registry::default());
     let grace = loop {
@@ -122,7 +137,13 @@ async fn serve(
                 Ok((stream, peer)) => {
                     ServerStats::add(&shared.stats.accepted, 1);
                     let id = registry.insert(Rc::new(stream));
-                    tokio_uring::spawn(connection(id, peer, registry.clone(), shared.clone()));
+                    tokio_uring::spawn(connection(
+                        id,
+                        peer,
+                        registry.clone(),
+                        shared.clone(),
+                        read_pool.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors (EMFILE/ENFILE) or memory: back off
@@ -181,7 +202,13 @@ async fn serve(
 }
 
 /// One accepted TCP connection: the opening handshake, then the application's handler.
-async fn connection(id: u64, peer: SocketAddr, registry: Rc<Registry>, shared: Arc<ServerShared>) {
+async fn connection(
+    id: u64,
+    peer: SocketAddr,
+    registry: Rc<Registry>,
+    shared: Arc<ServerShared>,
+    read_pool: Option<Rc<ReadPool>>,
+) {
     let stream = match registry.entries.borrow().get(&id) {
         Some(entry) => entry.stream.clone(),
         None => return,
@@ -213,7 +240,7 @@ async fn connection(id: u64, peer: SocketAddr, registry: Rc<Registry>, shared: A
         return;
     }
     let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover);
-    let inner = Rc::new(Inner::new(conn, shared.options.clone(), peer));
+    let inner = Rc::new(Inner::new(conn, shared.options.clone(), peer, read_pool));
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
         entry.inner = Some(inner.clone());
     }

@@ -57,7 +57,7 @@ install_tools() {
 
 build_release() {
   step "building bench-server and the client examples (release)"
-  cargo build --release -p bench-server -p wsengine --examples
+  cargo build --release -p bench-server -p load -p wsengine --examples
 }
 
 # Starts bench-server on a free port; sets BS_PID and BS_URL.
@@ -79,6 +79,24 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# Runs load with --json against a URL and checks its figures: messages, no errors, no
+# mismatches, every connection open, and messages_per_sec consistent with the count.
+check_load() {
+  local name="$1" url="$2"
+  shift 2
+  if timeout 60 target/release/load --url "$url" --json "$@" >"$TMP/load.json" &&
+    python3 - "$TMP/load.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print({k: d[k] for k in ("messages", "messages_per_sec", "p50_us", "p99_us", "errors", "mismatches")})
+assert d["messages"] > 0 and d["errors"] == 0 and d["mismatches"] == 0, d
+assert d["connected"] == d["connections"], d
+assert abs(d["messages_per_sec"] * d["duration_s"] - d["messages"]) < 1, d
+assert d["bytes"] == d["messages"] * d["size"], d
+PY
+  then pass "$name"; else fail "$name"; fi
+}
+
 run_rust() {
   step "cargo test --workspace"
   cargo test --workspace
@@ -91,6 +109,9 @@ run_interop() {
   if timeout 120 "$VENV/bin/python" tests/interop/python_client.py "$BS_URL/"; then pass "python websockets client"; else fail "python websockets client"; fi
   if timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then pass "node ws client"; else fail "node ws client"; fi
   if timeout 120 python3 tests/interop/chromium_test.py "$BS_URL/"; then pass "headless chromium"; else fail "headless chromium"; fi
+
+  step "load against bench-server (counts add up, no mismatches)"
+  check_load "load vs bench-server" "$BS_URL/" --connections 20 --pipeline 4 --duration 2 --warmup 0.5
 
   step "graceful shutdown of bench-server (SIGTERM)"
   kill -TERM "$BS_PID"
@@ -110,6 +131,8 @@ run_interop() {
   PIDS+=("$py")
   for _ in $(seq 100); do grep -q listening "$TMP/py-echo.out" && break; sleep 0.1; done
   if timeout 120 target/release/examples/echo_check "ws://127.0.0.1:$port/"; then pass "our client vs python websockets server"; else fail "our client vs python websockets server"; fi
+  step "load against the Python websockets echo server"
+  check_load "load vs python websockets server" "ws://127.0.0.1:$port/" --connections 10 --duration 2 --warmup 0.5 --threads 1
   kill "$py" 2>/dev/null || true
 
   step "where the kernel refuses io_uring (seccomp EPERM on io_uring_setup)"

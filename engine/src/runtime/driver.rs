@@ -152,17 +152,17 @@ fn process_received(inner: &Inner) {
 async fn write_loop(inner: &Inner, stream: &TcpStream) {
     let mut chunks: Vec<Bytes> = Vec::new();
     loop {
+        let hold = hold_close_until(inner, &mut inner.shared.borrow_mut());
+        if let Some(until) = hold {
+            // Let the application answer what arrived before the close first.
+            tokio::select! {
+                _ = inner.writable.notified() => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
+            }
+            continue;
+        }
         let deadline = {
             let mut s = inner.shared.borrow_mut();
-            if let Some(until) = hold_close_until(inner, &mut s) {
-                // Let the application answer what arrived before the close first.
-                drop(s);
-                tokio::select! {
-                    _ = inner.writable.notified() => {}
-                    _ = tokio::time::sleep_until(until.into()) => {}
-                }
-                continue;
-            }
             s.conn.drain_transmit(&mut chunks);
             if chunks.is_empty() {
                 if s.end.is_some() || s.conn.is_closed() {

@@ -60,10 +60,10 @@ impl Registry {
     }
 
     fn remove(&self, id: u64) {
-        if let Some(entry) = self.entries.borrow_mut().remove(&id) {
-            if entry.inner.is_some() {
-                self.open.set(self.open.get() - 1);
-            }
+        if let Some(entry) = self.entries.borrow_mut().remove(&id)
+            && entry.inner.is_some()
+        {
+            self.open.set(self.open.get() - 1);
         }
         self.changed.notify();
     }
@@ -77,12 +77,11 @@ pub(crate) fn run(
     shutdown: watch::Receiver<Option<Duration>>,
     ready: mpsc::Sender<Result<(), Error>>,
 ) {
-    if shared.pin_workers {
-        if let Some(cores) = core_affinity::get_core_ids() {
-            if !cores.is_empty() {
-                core_affinity::set_for_current(cores[index % cores.len()]);
-            }
-        }
+    if shared.pin_workers
+        && let Some(cores) = core_affinity::get_core_ids()
+        && !cores.is_empty()
+    {
+        core_affinity::set_for_current(cores[index % cores.len()]);
     }
     let runtime = match UringRuntime::new(shared.ring_entries) {
         Ok(runtime) => runtime,

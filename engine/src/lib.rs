@@ -12,6 +12,21 @@
 //! # What it does
 //! - [`proto`]: the protocol as a pure state machine. Bytes in, events out; messages in,
 //!   bytes out. No sockets, no runtime, no clock: usable under any IO.
+//! - [`runtime`]: a thread-per-core server and a client on io_uring (`tokio-uring`): one
+//!   pinned worker per CPU with its own ring and `SO_REUSEPORT` listener, a reader and a
+//!   writer task per connection, backpressure, keepalive, graceful shutdown. Where the
+//!   kernel refuses io_uring it fails with [`runtime::Error::UringUnavailable`].
+//!
+//! # One byte's way (server, receive)
+//! socket → the worker's read, straight into the connection's receive buffer → frame
+//! header decoded in place → payload unmasked in place (SIMD) and UTF-8-checked as it
+//! arrives → a single-frame message is split off the buffer as `Bytes` (no copy) → the
+//! application's `recv()`. A ping on the way is answered by the core.
+//!
+//! # One message's way (server, send)
+//! `send(message)` → the core writes a 2–10 byte header; small frames are copied next to
+//! it, large payloads queued by reference → when the writer task next runs, everything
+//! queued leaves in one `write` (or `writev`) → socket. A full queue makes `send` wait.
 //!
 //! # What it does not do
 //! - Extensions (permessage-deflate): never negotiated; RSV bits are protocol errors.

@@ -3,8 +3,8 @@
 //!
 //! Each connection runs as three tasks on its worker thread: the reader (socket → core →
 //! inbox), the writer (core's outgoing queue → socket, keepalive and close deadlines) and
-//! the application's handler holding a [`WebSocket`]. They share one [`Shared`] through an
-//! `Rc`, and wake each other with [`LocalNotify`]. `send` encodes straight into the core's
+//! the application's handler holding a [`WebSocket`]. They share one `Shared` through an
+//! `Rc`, and wake each other with `LocalNotify`. `send` encodes straight into the core's
 //! outgoing queue: every message queued before the writer next runs leaves in one write.
 //!
 //! The handle is `!Send`: a connection lives on the worker thread that accepted it.

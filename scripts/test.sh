@@ -18,6 +18,7 @@ WHAT="${1:-all}"
 VENV="${WSENGINE_VENV:-/tmp/wsengine-venv}"
 WEBSOCKETS_VERSION=17.4
 AUTOBAHN="$REPO/../shared/autobahn"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 TMP="$(mktemp -d /tmp/wsengine-test.XXXXXX)"
 PIDS=()
 PASSED=0
@@ -63,7 +64,7 @@ build_release() {
 # Starts bench-server on a free port; sets BS_PID and BS_URL.
 start_bench_server() {
   local out="$TMP/bench-server.$RANDOM.out"
-  target/release/bench-server --addr 127.0.0.1:0 --workers 2 "$@" >"$out" 2>&1 &
+  "$BIN"/bench-server --addr 127.0.0.1:0 --workers 2 "$@" >"$out" 2>&1 &
   BS_PID=$!
   PIDS+=("$BS_PID")
   for _ in $(seq 100); do
@@ -84,7 +85,7 @@ free_port() {
 check_load() {
   local name="$1" url="$2"
   shift 2
-  if timeout 60 target/release/load --url "$url" --json "$@" >"$TMP/load.json" &&
+  if timeout 60 "$BIN"/load --url "$url" --json "$@" >"$TMP/load.json" &&
     python3 - "$TMP/load.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -130,21 +131,21 @@ run_interop() {
   local py=$!
   PIDS+=("$py")
   for _ in $(seq 100); do grep -q listening "$TMP/py-echo.out" && break; sleep 0.1; done
-  if timeout 120 target/release/examples/echo_check "ws://127.0.0.1:$port/"; then pass "our client vs python websockets server"; else fail "our client vs python websockets server"; fi
+  if timeout 120 "$BIN"/examples/echo_check "ws://127.0.0.1:$port/"; then pass "our client vs python websockets server"; else fail "our client vs python websockets server"; fi
   step "load against the Python websockets echo server"
   check_load "load vs python websockets server" "ws://127.0.0.1:$port/" --connections 10 --duration 2 --warmup 0.5 --threads 1
   kill "$py" 2>/dev/null || true
 
   step "where the kernel refuses io_uring (seccomp EPERM on io_uring_setup)"
   local msg
-  msg="$("$TMP/no_uring" target/release/bench-server --addr 127.0.0.1:0 2>&1)" && status=0 || status=$?
+  msg="$("$TMP/no_uring" "$BIN"/bench-server --addr 127.0.0.1:0 2>&1)" && status=0 || status=$?
   echo "$msg"
   if [ "$status" -eq 1 ] && grep -q "io_uring is not available" <<<"$msg" && ! grep -q panicked <<<"$msg"; then
     pass "bench-server refuses plainly without io_uring"
   else
     fail "bench-server refuses plainly without io_uring (exit $status)"
   fi
-  msg="$("$TMP/no_uring" target/release/examples/echo_check ws://127.0.0.1:9/ 2>&1)" && status=0 || status=$?
+  msg="$("$TMP/no_uring" "$BIN"/examples/echo_check ws://127.0.0.1:9/ 2>&1)" && status=0 || status=$?
   if [ "$status" -eq 1 ] && grep -q "io_uring is not available" <<<"$msg" && ! grep -q panicked <<<"$msg"; then
     pass "client refuses plainly without io_uring"
   else
@@ -172,7 +173,7 @@ run_autobahn() {
   local fs=$!
   PIDS+=("$fs")
   for _ in $(seq 100); do grep -q listening "$TMP/fuzzingserver.out" && break; sleep 0.1; done
-  timeout 900 target/release/examples/autobahn_client "ws://127.0.0.1:$port" || true
+  timeout 900 "$BIN"/examples/autobahn_client "ws://127.0.0.1:$port" || true
   for _ in $(seq 60); do grep -q "wrote reports" "$TMP/fuzzingserver.out" && break; sleep 0.5; done
   kill "$fs" 2>/dev/null || true
   if python3 "$AUTOBAHN/summarize.py" "$TMP/autobahn-client" --strict >"$TMP/autobahn-client.txt" 2>&1; then

@@ -62,13 +62,10 @@ pub async fn closed_loop(
     let mut expected = 0u64;
     let now = Instant::now();
     for _ in 0..shape.pipeline.max(1) {
-        let m = payload::message(next_seq, shape.size, shape.text, &mut scratch);
-        if let Err(e) = ws.send(m).await {
-            stats.error(error_kind(&e));
+        if !send_next(&ws, &mut next_seq, shape, &mut scratch, &stats).await {
             return;
         }
         sent_at.push_back(now);
-        next_seq += 1;
     }
     while let Some(sent) = sent_at.pop_front() {
         let echo = match ws.recv().await {
@@ -88,16 +85,35 @@ pub async fn closed_loop(
             stats.record(now - sent, echo.len());
         }
         if now < window.end && !stop.load(Ordering::Relaxed) {
-            let m = payload::message(next_seq, shape.size, shape.text, &mut scratch);
-            if let Err(e) = ws.send(m).await {
-                stats.error(error_kind(&e));
+            if !send_next(&ws, &mut next_seq, shape, &mut scratch, &stats).await {
                 return;
             }
             sent_at.push_back(now);
-            next_seq += 1;
         }
     }
     close(&ws).await;
+}
+
+/// Sends message `seq` and moves `seq` on; counts the error and returns `false` when the
+/// connection can no longer send.
+async fn send_next(
+    ws: &WebSocket,
+    seq: &mut u64,
+    shape: Shape,
+    scratch: &mut Vec<u8>,
+    stats: &ThreadStats,
+) -> bool {
+    let message = payload::message(*seq, shape.size, shape.text, scratch);
+    match ws.send(message).await {
+        Ok(()) => {
+            *seq += 1;
+            true
+        }
+        Err(e) => {
+            stats.error(error_kind(&e));
+            false
+        }
+    }
 }
 
 /// Open loop: message `i` is due at `start + i × interval` and leaves then (or as soon as

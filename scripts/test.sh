@@ -58,7 +58,7 @@ install_tools() {
 
 build_release() {
   step "building bench-server and the client examples (release)"
-  cargo build --release -p bench-server -p load -p wsengine --examples
+  cargo build --release -p bench-server -p load -p wsengine --bins --examples
 }
 
 # Starts bench-server on a free port; sets BS_PID and BS_URL.

@@ -156,7 +156,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         measure_from: start + warmup,
         end: start + warmup + duration,
     };
-    let watch = report::Progress::new(progress, warmup + duration);
+    let watch = report::Progress::new(progress, warmup, warmup + duration);
     let mut cpu_from = None;
     let mut stopped_early = false;
     loop {

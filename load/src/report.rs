@@ -206,11 +206,12 @@ impl Report {
 /// The live progress line: elapsed, messages/s, p99 so far. Hidden when not wanted.
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
+    warmup: Duration,
     last: std::cell::Cell<(Instant, u64)>,
 }
 
 impl Progress {
-    pub(crate) fn new(show: bool, total: Duration) -> Self {
+    pub(crate) fn new(show: bool, warmup: Duration, total: Duration) -> Self {
         let bar = show.then(|| {
             let bar = ProgressBar::new(total.as_millis() as u64);
             bar.set_style(
@@ -222,6 +223,7 @@ impl Progress {
         });
         Progress {
             bar,
+            warmup,
             last: std::cell::Cell::new((Instant::now(), 0)),
         }
     }
@@ -242,7 +244,11 @@ impl Progress {
         let rate = (echoes - before) as f64 / (now - then).as_secs_f64();
         self.last.set((now, echoes));
         bar.set_position(elapsed.as_millis() as u64);
-        bar.set_message(format!("{rate:>10.0} msg/s   p99 {p99} µs"));
+        if elapsed < self.warmup {
+            bar.set_message(format!("{rate:>10.0} msg/s   warming up"));
+        } else {
+            bar.set_message(format!("{rate:>10.0} msg/s   p99 {p99} µs"));
+        }
     }
 
     pub(crate) fn finish(&self) {

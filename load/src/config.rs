@@ -60,6 +60,11 @@ pub struct Config {
     /// which takes the first CPUs.
     #[arg(long)]
     pub pin: bool,
+    /// Raw TCP instead of WebSocket: `--url tcp://HOST:PORT`, messages of `--size` bytes
+    /// echoed byte for byte, no framing. For a TCP echo server: the ceiling any
+    /// WebSocket server is measured against. Closed loop only.
+    #[arg(long)]
+    pub raw: bool,
     /// Worker threads of the embedded server (default: half the CPUs).
     #[arg(long)]
     pub server_workers: Option<usize>,

@@ -202,6 +202,80 @@ pub async fn open_loop(
     close(&ws).await;
 }
 
+/// Raw TCP closed loop: `pipeline` messages of `size` bytes in flight, each echo checked
+/// byte for byte; all messages ready in a turn leave in one write.
+pub async fn raw_closed_loop(
+    stream: tokio_uring::net::TcpStream,
+    shape: Shape,
+    window: Window,
+    stats: Rc<ThreadStats>,
+    stop: &AtomicBool,
+) {
+    use tokio_uring::buf::BoundedBuf;
+    let size = shape.size.max(1);
+    let mut scratch = Vec::with_capacity(size);
+    let mut out: Vec<u8> = Vec::with_capacity(size * shape.pipeline.max(1));
+    let mut sent_at: VecDeque<Instant> = VecDeque::new();
+    let (mut next_seq, mut expected) = (0u64, 0u64);
+    let now = Instant::now();
+    for _ in 0..shape.pipeline.max(1) {
+        payload::fill(&mut scratch, next_seq, size);
+        out.extend_from_slice(&scratch);
+        sent_at.push_back(now);
+        next_seq += 1;
+    }
+    let mut input = bytes::BytesMut::with_capacity(64 * 1024);
+    while !sent_at.is_empty() {
+        if !out.is_empty() {
+            let (result, buf) = stream.write_all(std::mem::take(&mut out)).await;
+            if result.is_err() {
+                stats.error("io");
+                return;
+            }
+            out = buf;
+            out.clear();
+        }
+        if input.capacity() - input.len() < 16 * 1024 {
+            input.reserve(64 * 1024);
+        }
+        let (len, cap) = (input.len(), input.capacity());
+        let (result, slice) = stream.read(input.slice(len..cap)).await;
+        input = slice.into_inner();
+        match result {
+            Ok(0) | Err(_) => {
+                stats.error("connection lost");
+                return;
+            }
+            Ok(_) => {}
+        }
+        let now = Instant::now();
+        while input.len() >= size {
+            let Some(sent) = sent_at.pop_front() else {
+                stats.mismatches.set(stats.mismatches.get() + 1);
+                input.clear();
+                break;
+            };
+            payload::fill(&mut scratch, expected, size);
+            if input[..size] != scratch[..] {
+                stats.mismatches.set(stats.mismatches.get() + 1);
+            }
+            let _ = input.split_to(size);
+            expected += 1;
+            stats.tick();
+            if now >= window.measure_from && sent >= window.measure_from {
+                stats.record(now - sent, size);
+            }
+            if now < window.end && !stop.load(Ordering::Relaxed) {
+                payload::fill(&mut scratch, next_seq, size);
+                out.extend_from_slice(&scratch);
+                sent_at.push_back(now);
+                next_seq += 1;
+            }
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
 /// Closes with 1000 and waits (bounded) for the server's answer.
 async fn close(ws: &WebSocket) {
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(CloseCode::NORMAL, "")).await;

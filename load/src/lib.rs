@@ -67,6 +67,25 @@ fn embedded_server(workers: usize) -> Result<ServerHandle, LoadError> {
         .map_err(LoadError::Engine)
 }
 
+/// The address of a `tcp://HOST:PORT` URL (raw mode).
+fn raw_address(url: &str) -> Result<SocketAddr, LoadError> {
+    use std::net::ToSocketAddrs;
+    let rest = url
+        .strip_prefix("tcp://")
+        .ok_or_else(|| LoadError::Usage(format!("--raw needs a tcp://HOST:PORT URL, not {url}")))?;
+    rest.trim_end_matches('/')
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| LoadError::Usage(format!("cannot resolve {url}")))
+}
+
+/// A connection under load.
+enum Peer {
+    WebSocket(WebSocket),
+    Raw(tokio_uring::net::TcpStream),
+}
+
 /// The literal IP address in a `ws://` URL, if it has one.
 fn url_ip(url: &str) -> Option<IpAddr> {
     let rest = url.strip_prefix("ws://")?;
@@ -89,6 +108,15 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     if config.rate.is_some_and(|r| r <= 0.0) {
         return Err(LoadError::Usage("--rate must be positive".into()));
     }
+    if config.raw && (config.url.is_none() || config.rate.is_some()) {
+        return Err(LoadError::Usage(
+            "--raw needs --url tcp://HOST:PORT and runs closed loop only (no --rate)".into(),
+        ));
+    }
+    let raw_addr = match (&config.url, config.raw) {
+        (Some(url), true) => Some(raw_address(url)?),
+        _ => None,
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (server, url, placement) = match &config.url {
         Some(url) => (None, url.clone(), None),
@@ -131,6 +159,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             threads,
             connections: config.connections,
             url: url.clone(),
+            raw_addr,
             loopback_v4,
             connect_concurrency: config.connect_concurrency.max(1),
             shape,
@@ -216,6 +245,7 @@ struct ThreadJob {
     threads: usize,
     connections: usize,
     url: String,
+    raw_addr: Option<SocketAddr>,
     loopback_v4: bool,
     connect_concurrency: usize,
     shape: Shape,
@@ -260,15 +290,21 @@ impl ThreadJob {
             end: start + self.warmup + self.duration,
         };
         let mut tasks = Vec::new();
-        for ws in sockets {
+        for peer in sockets {
             let stats = stats.clone();
             let shape = self.shape;
             let stop = self.stop.clone();
             tasks.push(tokio_uring::spawn(async move {
-                if shape.interval.is_some() {
-                    connection::open_loop(ws, shape, window, stats, &stop).await;
-                } else {
-                    connection::closed_loop(ws, shape, window, stats, &stop).await;
+                match peer {
+                    Peer::Raw(stream) => {
+                        connection::raw_closed_loop(stream, shape, window, stats, &stop).await
+                    }
+                    Peer::WebSocket(ws) if shape.interval.is_some() => {
+                        connection::open_loop(ws, shape, window, stats, &stop).await
+                    }
+                    Peer::WebSocket(ws) => {
+                        connection::closed_loop(ws, shape, window, stats, &stop).await
+                    }
                 }
             }));
         }
@@ -294,7 +330,7 @@ impl ThreadJob {
     }
 
     /// Opens this thread's connections, at most `connect_concurrency` at a time.
-    async fn connect_all(&self, stats: &Rc<ThreadStats>) -> Vec<WebSocket> {
+    async fn connect_all(&self, stats: &Rc<ThreadStats>) -> Vec<Peer> {
         let mine: Vec<usize> = (self.index..self.connections)
             .step_by(self.threads)
             .collect();
@@ -304,6 +340,7 @@ impl ThreadJob {
             let permits = permits.clone();
             let stats = stats.clone();
             let url = self.url.clone();
+            let raw_addr = self.raw_addr;
             let mut options = ConnectOptions::default();
             options.socket.max_send_queue = 4 << 20;
             if self.loopback_v4 && i >= CONNECTIONS_PER_SOURCE {
@@ -314,12 +351,25 @@ impl ThreadJob {
             pending.push(tokio_uring::spawn(async move {
                 let _permit = permits.acquire().await.ok()?;
                 let began = Instant::now();
-                match options.connect(&url).await {
-                    Ok((ws, _)) => {
+                let connected = match raw_addr {
+                    Some(addr) => match tokio_uring::net::TcpStream::connect(addr).await {
+                        Ok(stream) => {
+                            let _ = stream.set_nodelay(true);
+                            Ok(Peer::Raw(stream))
+                        }
+                        Err(e) => Err(Error::Io(e)),
+                    },
+                    None => options
+                        .connect(&url)
+                        .await
+                        .map(|(ws, _)| Peer::WebSocket(ws)),
+                };
+                match connected {
+                    Ok(peer) => {
                         let us = began.elapsed().as_micros() as u64;
                         let _ = stats.connect.borrow_mut().record(us.max(1));
                         stats.connected.set(stats.connected.get() + 1);
-                        Some(ws)
+                        Some(peer)
                     }
                     Err(e) => {
                         stats.connect_failures.set(stats.connect_failures.get() + 1);
@@ -335,8 +385,8 @@ impl ThreadJob {
         }
         let mut sockets = Vec::new();
         for p in pending {
-            if let Ok(Some(ws)) = p.await {
-                sockets.push(ws);
+            if let Ok(Some(peer)) = p.await {
+                sockets.push(peer);
             }
         }
         sockets

@@ -38,6 +38,10 @@ struct Args {
     /// Bytes queued for a connection's socket above which echoing waits (backpressure).
     #[arg(long, default_value_t = 1 << 20)]
     max_send_queue: usize,
+    /// The least free space each read gets, in bytes (every connection waiting in a read
+    /// holds this much).
+    #[arg(long, default_value_t = 4096)]
+    read_buffer_size: usize,
     /// Seconds a client has to complete the opening handshake.
     #[arg(long, default_value_t = 10.0)]
     handshake_timeout: f64,
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
     options.protocol.max_message_size = args.max_message_size;
     options.protocol.max_frame_size = args.max_message_size;
     options.max_send_queue = args.max_send_queue;
+    options.read_buffer_size = args.read_buffer_size;
     options.ping_interval = seconds(args.ping_interval);
     options.idle_timeout = seconds(args.idle_timeout);
     let mut builder = Server::builder(args.addr)

@@ -92,3 +92,25 @@ Accept-Language: en-US,en;q=0.9\r\n\
 Cookie: session=abc123; theme=dark\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+
+/// Runs a one-thread tokio accept loop on `addr` for the peer echo servers of
+/// `compare.sh`: prints `listening on SCHEME://ADDR`, then serves each connection (with
+/// `TCP_NODELAY`) with `serve` as its own task.
+pub fn serve_tcp<F, Fut>(addr: &str, scheme: &str, serve: F) -> std::io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening on {scheme}://{}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(serve(stream));
+        }
+    })
+}

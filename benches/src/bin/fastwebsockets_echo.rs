@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use wsengine::proto::handshake::{Accept, HandshakeLimits, ServerHandshake};
 
 async fn serve(mut stream: TcpStream) -> Option<()> {
@@ -39,16 +39,7 @@ fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9003".into());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(&addr).await?;
-        println!("listening on ws://{}", listener.local_addr()?);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(serve(stream));
-        }
+    wsengine_benches::serve_tcp(&addr, "ws", |stream| async move {
+        let _ = serve(stream).await;
     })
 }

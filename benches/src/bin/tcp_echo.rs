@@ -3,34 +3,22 @@
 //! Usage: tcp_echo ADDR — prints `listening on tcp://ADDR`.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9004".into());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(&addr).await?;
-        println!("listening on tcp://{}", listener.local_addr()?);
+    wsengine_benches::serve_tcp(&addr, "tcp", |mut stream| async move {
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let (mut stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if stream.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if stream.write_all(&buf[..n]).await.is_err() {
+                        return;
                     }
                 }
-            });
+            }
         }
     })
 }

@@ -8,6 +8,9 @@ use bytes::Bytes;
 use wsengine::runtime::{ConnectOptions, Error, Server, ServerHandle, WebSocket, connect, start};
 use wsengine::{CloseCode, Message};
 
+mod common;
+use common::{raw_handshake, reset};
+
 fn echo_server(workers: usize) -> ServerHandle {
     Server::builder("127.0.0.1:0".parse().unwrap())
         .workers(workers)
@@ -185,27 +188,6 @@ fn a_thousand_concurrent_connections() {
     server.shutdown(Duration::from_secs(2));
 }
 
-/// A raw client: the handshake by hand, then whatever bytes the test wants.
-fn raw_handshake(addr: SocketAddr) -> std::net::TcpStream {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    assert!(String::from_utf8_lossy(&head).contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    s
-}
-
 #[test]
 fn a_client_that_vanishes_mid_frame_does_not_disturb_others() {
     let server = echo_server(1);
@@ -215,10 +197,7 @@ fn a_client_that_vanishes_mid_frame_does_not_disturb_others() {
     let mut frame = vec![0x82, 0xFE, 0x03, 0xE8, 1, 2, 3, 4];
     frame.extend(std::iter::repeat_n(0u8, 500));
     raw.write_all(&frame).unwrap();
-    socket2::SockRef::from(&raw)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(raw);
+    reset(raw);
     client(async move {
         let (ws, _) = connect(&url(addr)).await.unwrap();
         ws.send_text("still here").await.unwrap();

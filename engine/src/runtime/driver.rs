@@ -11,7 +11,7 @@
 
 use std::net::Shutdown;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use tokio_uring::buf::BoundedBuf;
@@ -36,12 +36,15 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
     // Frames that arrived with the handshake (in the same read) are already buffered.
     process_received(&inner);
     loop {
-        // Backpressure: stop reading while the application has too much unread.
-        while {
-            let s = inner.shared.borrow();
-            s.inbox_bytes > inner.options.max_recv_queue && s.end.is_none()
-        } {
-            inner.recv_space.notified().await;
+        // Backpressure: stop reading while the application has too much unread, or while
+        // too much waits to be written (replies the core queues by itself, such as pongs
+        // to a peer that floods pings and never reads). TCP flow control then slows the
+        // peer, and memory stays bounded by the two queue limits.
+        while reading_paused(&inner) {
+            tokio::select! {
+                _ = inner.recv_space.notified() => {}
+                _ = inner.send_space.notified() => {}
+            }
         }
         let result = match inner.read_pool.as_ref().and_then(|pool| pool.try_take()) {
             Some(fixed) => read_registered(&inner, &stream, fixed).await,
@@ -76,6 +79,15 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
         drop(s);
         process_received(&inner);
     }
+}
+
+/// Whether the reader waits: a queue is over its limit and the connection is not over.
+fn reading_paused(inner: &Inner) -> bool {
+    let s = inner.shared.borrow();
+    let opts = &inner.options;
+    s.end.is_none()
+        && (s.inbox_bytes > opts.max_recv_queue
+            || s.conn.pending_transmit() + s.in_flight > opts.max_send_queue)
 }
 
 /// Reads into the spare capacity of the core's receive buffer: no copy.
@@ -187,13 +199,16 @@ async fn write_loop(inner: &Inner, stream: &TcpStream) {
             }
             continue;
         }
-        let result = write_chunks(stream, &mut chunks).await;
+        let result = write_chunks(stream, &mut chunks, inner.options.send_stall_timeout).await;
         inner.shared.borrow_mut().in_flight = 0;
         inner.send_space.notify();
         if let Err(e) = result {
             let mut s = inner.shared.borrow_mut();
             s.conn.abort();
-            s.set_end(End::Io(e.kind()));
+            s.set_end(match e {
+                WriteError::Stalled => End::Stalled,
+                WriteError::Io(e) => End::Io(e.kind()),
+            });
             drop(s);
             inner.readable.notify();
             break;
@@ -215,13 +230,21 @@ fn hold_close_until(inner: &Inner, s: &mut super::socket::Shared) -> Option<Inst
     (Instant::now() < until).then_some(until)
 }
 
-/// Writes all `chunks` (one `write`, or `writev` when there are several), leaving it empty.
-async fn write_chunks(stream: &TcpStream, chunks: &mut Vec<Bytes>) -> std::io::Result<()> {
-    if chunks.len() == 1 {
-        let chunk = chunks.pop().unwrap_or_default();
-        let (result, _) = stream.write_all(chunk).await;
-        return result;
-    }
+/// Why [`write_chunks`] gave up.
+enum WriteError {
+    /// The socket took no byte for the send stall timeout.
+    Stalled,
+    Io(std::io::Error),
+}
+
+/// Writes all `chunks` (one `write`, or `writev` when there are several), leaving it
+/// empty. Gives up when one write takes none of them for `stall` (a peer that stopped
+/// reading: the kernel's send buffer is full); every byte accepted starts the wait anew.
+async fn write_chunks(
+    stream: &TcpStream,
+    chunks: &mut Vec<Bytes>,
+    stall: Option<Duration>,
+) -> Result<(), WriteError> {
     while !chunks.is_empty() {
         // At most IOV_MAX (1024) buffers per writev.
         let rest = if chunks.len() > 1024 {
@@ -229,11 +252,19 @@ async fn write_chunks(stream: &TcpStream, chunks: &mut Vec<Bytes>) -> std::io::R
         } else {
             Vec::new()
         };
-        let batch = std::mem::take(chunks);
-        let (result, mut batch) = stream.writev(batch).await;
-        let mut written = result?;
+        let write = write_once(stream, std::mem::take(chunks));
+        let (result, mut batch) = match stall {
+            None => write.await,
+            Some(stall) => tokio::select! {
+                done = write => done,
+                // Dropping the write leaves the operation (and its buffers) with the
+                // ring until the kernel completes it; ending the socket completes it.
+                _ = tokio::time::sleep(stall) => return Err(WriteError::Stalled),
+            },
+        };
+        let mut written = result.map_err(WriteError::Io)?;
         if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+            return Err(WriteError::Io(std::io::ErrorKind::WriteZero.into()));
         }
         // Drop what was written; keep the unwritten tail (a partial write) in order.
         batch.retain_mut(|chunk| {
@@ -250,6 +281,21 @@ async fn write_chunks(stream: &TcpStream, chunks: &mut Vec<Bytes>) -> std::io::R
         *chunks = batch;
     }
     Ok(())
+}
+
+/// One `write` (a single chunk) or `writev`; returns the chunks with the result.
+async fn write_once(
+    stream: &TcpStream,
+    mut batch: Vec<Bytes>,
+) -> (std::io::Result<usize>, Vec<Bytes>) {
+    if batch.len() == 1
+        && let Some(chunk) = batch.pop()
+    {
+        let (result, chunk) = stream.write(chunk).submit().await;
+        batch.push(chunk);
+        return (result, batch);
+    }
+    stream.writev(batch).await
 }
 
 /// The earliest of the keepalive ping, the idle timeout and the close timeout.
@@ -331,5 +377,6 @@ async fn finish(inner: &Inner, stream: &TcpStream) {
     drop(s);
     inner.readable.notify();
     inner.send_space.notify();
+    inner.recv_space.notify();
     inner.finished.notify();
 }

@@ -29,6 +29,14 @@ pub struct SocketOptions {
     /// long, e.g. a peer that vanished without a FIN. Default `None`. With a ping
     /// interval shorter than this, a live peer's pongs keep the connection open.
     pub idle_timeout: Option<Duration>,
+    /// Drop the connection when the socket accepts none of the bytes queued for it for
+    /// this long: a peer that stopped reading (or vanished) while we have data for it.
+    /// The application sees [`Error::Closed`](super::Error::Closed) with 1008 (policy
+    /// violation: the peer broke our buffering policy; 1013 "try again later" would
+    /// invite it to come back and do the same). No close frame can reach a peer that
+    /// does not read, so the TCP connection is simply ended. Default 30 s; `None` waits
+    /// forever, with memory still bounded by [`max_send_queue`](Self::max_send_queue).
+    pub send_stall_timeout: Option<Duration>,
 }
 
 impl Default for SocketOptions {
@@ -40,6 +48,7 @@ impl Default for SocketOptions {
             read_buffer_size: 4096,
             ping_interval: None,
             idle_timeout: None,
+            send_stall_timeout: Some(Duration::from_secs(30)),
         }
     }
 }

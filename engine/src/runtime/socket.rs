@@ -40,6 +40,9 @@ pub(crate) enum End {
     Io(io::ErrorKind),
     /// A deadline passed (1006): idle timeout or the peer never answered our close.
     TimedOut(&'static str),
+    /// The socket took none of our bytes for [`SocketOptions::send_stall_timeout`]
+    /// (1008).
+    Stalled,
 }
 
 impl End {
@@ -56,6 +59,10 @@ impl End {
             )),
             End::Io(kind) => abnormal(Utf8Bytes::from(format!("socket error: {kind}"))),
             End::TimedOut(what) => abnormal(Utf8Bytes::from_static(what)),
+            End::Stalled => Error::Closed(CloseFrame {
+                code: CloseCode::POLICY_VIOLATION,
+                reason: Utf8Bytes::from_static("the peer stopped reading (send stall timeout)"),
+            }),
         }
     }
 }

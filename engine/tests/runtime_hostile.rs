@@ -250,10 +250,7 @@ fn past_the_connection_limit_new_clients_get_503_until_one_leaves() {
     let head = read_head(&mut third);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     let mut rest = Vec::new();
-    assert!(
-        matches!(third.read_to_end(&mut rest), Ok(_)),
-        "closed after the 503"
-    );
+    assert!(third.read_to_end(&mut rest).is_ok(), "closed after the 503");
     // One leaves (a close handshake); then there is room again.
     let mut first = first;
     first

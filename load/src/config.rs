@@ -21,9 +21,14 @@ pub struct Config {
     /// Open WebSocket connections.
     #[arg(long, default_value_t = 100)]
     pub connections: usize,
-    /// Payload size of each message in bytes.
+    /// Payload size of each message in bytes (the smallest, with `--max-size`).
     #[arg(long, default_value_t = 20)]
     pub size: usize,
+    /// Mixed sizes: message n of a connection has a size between `--size` and this,
+    /// spread log-uniformly and derived from n alone (so every echo is still checked
+    /// byte for byte). WebSocket only.
+    #[arg(long, value_name = "BYTES", conflicts_with = "raw")]
+    pub max_size: Option<usize>,
     /// Seconds measured (after the warm-up).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -65,6 +70,12 @@ pub struct Config {
     /// WebSocket server is measured against. Closed loop only.
     #[arg(long)]
     pub raw: bool,
+    /// Idle connections: open them (same ramp-up), send nothing, hold them for
+    /// `--warmup` + `--duration` seconds, then close each with 1000. A connection that
+    /// ends before is an error, a message from the server a mismatch. For measuring a
+    /// server's memory per idle connection.
+    #[arg(long, conflicts_with_all = ["rate", "raw", "max_size"])]
+    pub idle: bool,
     /// Worker threads of the embedded server (default: half the CPUs).
     #[arg(long)]
     pub server_workers: Option<usize>,

@@ -1,5 +1,5 @@
 //! One connection's load: the closed loop (keep K messages in flight) or the open loop
-//! (send on a fixed schedule), each verifying every echo.
+//! (send on a fixed schedule), each verifying every echo; or, idle, none at all.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -25,14 +25,24 @@ pub struct Window {
 /// What a connection sends.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
-    /// Payload size.
+    /// Payload size (the smallest, with mixed sizes).
     pub size: usize,
+    /// The largest payload with mixed sizes; `size` otherwise.
+    pub max_size: usize,
     /// Text or binary.
     pub text: bool,
     /// Messages in flight (closed loop).
     pub pipeline: usize,
     /// Seconds between messages of this connection (open loop).
     pub interval: Option<Duration>,
+}
+
+impl Shape {
+    /// The payload size of message `seq`.
+    #[inline]
+    pub fn size_of(&self, seq: u64) -> usize {
+        payload::size_of(seq, self.size, self.max_size)
+    }
 }
 
 fn error_kind(e: &Error) -> &'static str {
@@ -56,7 +66,7 @@ pub async fn closed_loop(
     stats: Rc<ThreadStats>,
     stop: &AtomicBool,
 ) {
-    let mut scratch = Vec::with_capacity(shape.size);
+    let mut scratch = Vec::with_capacity(shape.max_size);
     let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(shape.pipeline);
     let mut next_seq = 0u64;
     let mut expected = 0u64;
@@ -76,7 +86,8 @@ pub async fn closed_loop(
             }
         };
         let now = Instant::now();
-        if !payload::matches(&echo, expected, shape.size, shape.text, &mut scratch) {
+        let size = shape.size_of(expected);
+        if !payload::matches(&echo, expected, size, shape.text, &mut scratch) {
             stats.mismatches.set(stats.mismatches.get() + 1);
         }
         expected += 1;
@@ -103,7 +114,7 @@ async fn send_next(
     scratch: &mut Vec<u8>,
     stats: &ThreadStats,
 ) -> bool {
-    let message = payload::message(*seq, shape.size, shape.text, scratch);
+    let message = payload::message(*seq, shape.size_of(*seq), shape.text, scratch);
     match ws.send(message).await {
         Ok(()) => {
             *seq += 1;
@@ -133,7 +144,7 @@ pub async fn open_loop(
         let due = due.clone();
         let stats = stats.clone();
         async move {
-            let mut scratch = Vec::with_capacity(shape.size);
+            let mut scratch = Vec::with_capacity(shape.max_size);
             let start = Instant::now();
             let mut seq = 0u64;
             loop {
@@ -148,7 +159,8 @@ pub async fn open_loop(
                         tokio::time::sleep_until(at.into()).await;
                         break;
                     }
-                    let m = payload::message(seq, shape.size, shape.text, &mut scratch);
+                    let size = shape.size_of(seq);
+                    let m = payload::message(seq, size, shape.text, &mut scratch);
                     if let Err(e) = ws.send(m).await {
                         stats.error(error_kind(&e));
                         return;
@@ -164,7 +176,7 @@ pub async fn open_loop(
         let due = due.clone();
         let stats = stats.clone();
         async move {
-            let mut scratch = Vec::with_capacity(shape.size);
+            let mut scratch = Vec::with_capacity(shape.max_size);
             let mut expected = 0u64;
             loop {
                 let echo = match ws.recv().await {
@@ -181,7 +193,8 @@ pub async fn open_loop(
                     stats.mismatches.set(stats.mismatches.get() + 1);
                     continue;
                 };
-                if !payload::matches(&echo, expected, shape.size, shape.text, &mut scratch) {
+                let size = shape.size_of(expected);
+                if !payload::matches(&echo, expected, size, shape.text, &mut scratch) {
                     stats.mismatches.set(stats.mismatches.get() + 1);
                 }
                 expected += 1;
@@ -199,6 +212,35 @@ pub async fn open_loop(
     sender.await;
     // Wait for the echoes still in flight, at most a second.
     let _ = tokio::time::timeout(Duration::from_secs(1), receiving).await;
+    close(&ws).await;
+}
+
+/// Idle: sends nothing and holds the connection until the end of the window (or `stop`),
+/// then closes it with 1000. The connection waits on `recv` meanwhile, so a server that
+/// drops it is noticed (an error, by kind); a message from the server is a mismatch.
+pub async fn idle(
+    ws: WebSocket,
+    window: Window,
+    stats: Rc<ThreadStats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let end = tokio::time::sleep_until(window.end.into());
+    tokio::pin!(end);
+    loop {
+        tokio::select! {
+            received = ws.recv() => match received {
+                Ok(_) => stats.mismatches.set(stats.mismatches.get() + 1),
+                Err(e) => {
+                    stats.error(error_kind(&e));
+                    return;
+                }
+            },
+            () = &mut end => break,
+            // Ctrl-C; a dropped sender (the thread is ending) means the same.
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    stats.held.set(stats.held.get() + 1);
     close(&ws).await;
 }
 

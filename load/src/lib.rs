@@ -5,6 +5,12 @@
 //! the hot path; the figures are summed at the end. All messages a connection has ready
 //! in one turn leave in one write (the engine coalesces them), which keeps the client
 //! from being the bottleneck on small machines.
+//!
+//! Each connection runs one of: the closed loop (K messages in flight), the open loop
+//! (a fixed schedule), the raw TCP closed loop, or idle (open, silent, held to the end;
+//! for a server's memory per connection). Message `n` of a connection, its size included
+//! with `--max-size`, is a function of `n`, so every echo is checked byte for byte
+//! without keeping a copy.
 
 pub mod config;
 mod connection;
@@ -113,6 +119,21 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             "--raw needs --url tcp://HOST:PORT and runs closed loop only (no --rate)".into(),
         ));
     }
+    if config.max_size.is_some_and(|max| max < config.size) {
+        return Err(LoadError::Usage(
+            "--max-size must be at least --size".into(),
+        ));
+    }
+    if config.raw && config.max_size.is_some() {
+        return Err(LoadError::Usage(
+            "--raw sends one size only (no --max-size)".into(),
+        ));
+    }
+    if config.idle && (config.rate.is_some() || config.raw || config.max_size.is_some()) {
+        return Err(LoadError::Usage(
+            "--idle sends no messages (no --rate, --raw or --max-size)".into(),
+        ));
+    }
     let raw_addr = match (&config.url, config.raw) {
         (Some(url), true) => Some(raw_address(url)?),
         _ => None,
@@ -141,6 +162,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     let duration = Duration::from_secs_f64(config.duration);
     let shape = Shape {
         size: config.size,
+        max_size: config.max_size.unwrap_or(config.size),
         text: config.is_text(),
         pipeline: config.pipeline.max(1),
         interval: config
@@ -163,6 +185,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             loopback_v4,
             connect_concurrency: config.connect_concurrency.max(1),
             shape,
+            idle: config.idle,
             warmup,
             duration,
             pin_cpu: pin.then_some((first_cpu + t) % cpus),
@@ -185,7 +208,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         measure_from: start + warmup,
         end: start + warmup + duration,
     };
-    let watch = report::Progress::new(progress, warmup, warmup + duration);
+    let watch = report::Progress::new(progress, config.idle, warmup, warmup + duration);
     let mut cpu_from = None;
     let mut stopped_early = false;
     loop {
@@ -224,6 +247,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         return Err(LoadError::Engine(e));
     }
     let measured = measured_until.saturating_duration_since(window.measure_from);
+    let held_for = measured_until.saturating_duration_since(start);
     Ok(Report::new(
         config,
         url,
@@ -231,6 +255,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         placement.map(|workers| (workers, first_cpu)),
         totals,
         measured,
+        held_for,
         match (cpu_from, cpu_to) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
@@ -249,6 +274,7 @@ struct ThreadJob {
     loopback_v4: bool,
     connect_concurrency: usize,
     shape: Shape,
+    idle: bool,
     warmup: Duration,
     duration: Duration,
     pin_cpu: Option<usize>,
@@ -289,32 +315,42 @@ impl ThreadJob {
             measure_from: start + self.warmup,
             end: start + self.warmup + self.duration,
         };
+        // Idle connections wait on this rather than polling `stop` each.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for peer in sockets {
             let stats = stats.clone();
             let shape = self.shape;
             let stop = self.stop.clone();
+            let idle = self.idle.then(|| stop_rx.clone());
             tasks.push(tokio_uring::spawn(async move {
-                match peer {
-                    Peer::Raw(stream) => {
+                match (peer, idle) {
+                    (Peer::WebSocket(ws), Some(stop)) => {
+                        connection::idle(ws, window, stats, stop).await
+                    }
+                    (Peer::Raw(stream), _) => {
                         connection::raw_closed_loop(stream, shape, window, stats, &stop).await
                     }
-                    Peer::WebSocket(ws) if shape.interval.is_some() => {
+                    (Peer::WebSocket(ws), None) if shape.interval.is_some() => {
                         connection::open_loop(ws, shape, window, stats, &stop).await
                     }
-                    Peer::WebSocket(ws) => {
+                    (Peer::WebSocket(ws), None) => {
                         connection::closed_loop(ws, shape, window, stats, &stop).await
                     }
                 }
             }));
         }
-        // Publish p99 for the progress line.
+        // Publish p99 for the progress line; pass Ctrl-C on to idle connections.
         let publisher = {
             let stats = stats.clone();
+            let stop = self.stop.clone();
             tokio_uring::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     stats.publish_p99();
+                    if stop.load(Ordering::Relaxed) {
+                        let _ = stop_tx.send(true);
+                    }
                 }
             })
         };

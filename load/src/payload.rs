@@ -16,6 +16,34 @@ pub fn fill(out: &mut Vec<u8>, seq: u64, size: usize) {
     out.resize(size, letter);
 }
 
+/// splitmix64's output function: a cheap, well-mixed hash of `x`.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The payload size of message `seq` when sizes are mixed: in `min..=max`, spread
+/// log-uniformly (as many messages between 16 and 32 bytes as between 16 and 32 KiB), and
+/// a pure function of its arguments, so the receiver knows each echo's size without
+/// keeping anything. `max <= min` gives `min`.
+///
+/// Log-uniform means each octave is equally likely, so each single size gets rarer as it
+/// grows: over 16..=65536 one message in 12 is 32 KiB or more, but only one in ~500,000 is
+/// exactly 65536 bytes. Most bytes travel in the large messages.
+pub fn size_of(seq: u64, min: usize, max: usize) -> usize {
+    if max <= min {
+        return min;
+    }
+    // u uniform in [0, 1) from the hash's top 53 bits.
+    let u = (splitmix64(seq) >> 11) as f64 / (1u64 << 53) as f64;
+    // Spread over [min + 1, max + 2) so that min = 0 works and max can come up; then back.
+    let (lo, hi) = ((min + 1) as f64, (max + 2) as f64);
+    let size = (lo * (hi / lo).powf(u)).floor() as usize;
+    size.saturating_sub(1).clamp(min, max)
+}
+
 /// Message `seq`.
 pub fn message(seq: u64, size: usize, text: bool, scratch: &mut Vec<u8>) -> Message {
     fill(scratch, seq, size);
@@ -51,6 +79,75 @@ mod tests {
                 if size > 0 {
                     assert!(!matches(&m, 8, size, text, &mut scratch));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn size_of_stays_in_bounds_and_is_deterministic() {
+        for (min, max) in [
+            (0, 0),
+            (0, 1),
+            (16, 16),
+            (16, 17),
+            (16, 70_000),
+            (1, 1 << 20),
+        ] {
+            for seq in 0..20_000 {
+                let size = size_of(seq, min, max);
+                assert!((min..=max).contains(&size), "{seq} {min} {max}: {size}");
+                assert_eq!(size, size_of(seq, min, max));
+            }
+        }
+        // Without a range: always the one size.
+        assert_eq!(size_of(12_345, 20, 20), 20);
+        assert_eq!(size_of(12_345, 20, 10), 20);
+    }
+
+    #[test]
+    fn size_of_reaches_both_ends() {
+        // Small ranges: both exact ends come up.
+        for (min, max) in [(0, 1), (16, 17), (16, 40), (100, 300)] {
+            let sizes: Vec<usize> = (0..100_000).map(|s| size_of(s, min, max)).collect();
+            assert!(sizes.contains(&min), "{min}..={max}: min never");
+            assert!(sizes.contains(&max), "{min}..={max}: max never");
+        }
+        // A wide range: exact min, the top octave, and log-uniform spread (about as many
+        // in 16..32 as in 32 KiB..64 KiB).
+        let (min, max) = (16, 65_536);
+        let n = 200_000;
+        let sizes: Vec<usize> = (0..n).map(|s| size_of(s, min, max)).collect();
+        assert!(sizes.contains(&min));
+        let bottom = sizes.iter().filter(|&&s| s < 32).count();
+        let top = sizes.iter().filter(|&&s| s >= 32_768).count();
+        let expected = n as usize / 12; // 12 octaves
+        for count in [bottom, top] {
+            assert!(
+                count > expected * 8 / 10 && count < expected * 12 / 10,
+                "{count}"
+            );
+        }
+        assert!(sizes.iter().any(|&s| s > 65_000));
+    }
+
+    #[test]
+    fn messages_of_mixed_sizes_verify() {
+        let mut scratch = Vec::new();
+        let (min, max) = (16, 70_000);
+        for seq in 0..2_000 {
+            for text in [true, false] {
+                let size = size_of(seq, min, max);
+                let m = message(seq, size, text, &mut scratch);
+                assert_eq!(m.len(), size);
+                assert!(matches(&m, seq, size_of(seq, min, max), text, &mut scratch));
+                // The echo of another message: wrong size or wrong content.
+                assert!(!matches(
+                    &m,
+                    seq + 1,
+                    size_of(seq + 1, min, max),
+                    text,
+                    &mut scratch
+                ));
             }
         }
     }

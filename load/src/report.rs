@@ -20,8 +20,12 @@ pub struct Report {
     pub threads: usize,
     /// With the embedded server: its workers and the first load CPU.
     pub embedded: Option<(usize, usize)>,
-    /// Payload size.
+    /// Payload size (the smallest, with mixed sizes).
     pub size: usize,
+    /// The largest payload, with mixed sizes (`--max-size`).
+    pub max_size: Option<usize>,
+    /// Idle mode: connections held open, no messages.
+    pub idle: bool,
     /// Text (or binary) messages.
     pub text: bool,
     /// Messages in flight per connection (closed loop).
@@ -30,6 +34,8 @@ pub struct Report {
     pub rate: Option<f64>,
     /// The measured window (shorter when stopped early).
     pub measured: Duration,
+    /// Warm-up plus the measured window: how long idle connections were held.
+    pub held_for: Duration,
     /// The figures.
     pub totals: Totals,
     /// The server's CPU time over the measured window (with `--server-pid`).
@@ -47,6 +53,7 @@ impl Report {
         embedded: Option<(usize, usize)>,
         totals: Totals,
         measured: Duration,
+        held_for: Duration,
         server_cpu: Option<Duration>,
         stopped_early: bool,
     ) -> Self {
@@ -56,10 +63,13 @@ impl Report {
             threads,
             embedded,
             size: config.size,
+            max_size: config.max_size,
+            idle: config.idle,
             text: config.is_text(),
             pipeline: config.pipeline.max(1),
             rate: config.rate,
             measured,
+            held_for,
             totals,
             server_cpu,
             stopped_early,
@@ -90,9 +100,23 @@ impl Report {
         (self.totals.messages > 0).then(|| cpu.as_secs_f64() * 1e6 / self.totals.messages as f64)
     }
 
-    /// Whether the run found a problem: mismatched echoes, errors, or nothing measured.
+    /// Whether the run found no problem: no mismatched echoes, no errors, and something
+    /// measured (echoes; idle: every connection held to the end).
     pub fn is_clean(&self) -> bool {
-        self.totals.mismatches == 0 && self.totals.error_count() == 0 && self.totals.messages > 0
+        let measured = if self.idle {
+            self.totals.held == self.connections as u64
+        } else {
+            self.totals.messages > 0
+        };
+        self.totals.mismatches == 0 && self.totals.error_count() == 0 && measured
+    }
+
+    /// "16 B", or "16 B..65536 B" with mixed sizes.
+    fn sizes(&self) -> String {
+        match self.max_size {
+            Some(max) if max > self.size => format!("{} B..{max} B", self.size),
+            _ => format!("{} B", self.size),
+        }
     }
 
     /// The JSON object of `--json`.
@@ -105,7 +129,11 @@ impl Report {
             "connect_failures": self.totals.connect_failures,
             "threads": self.threads,
             "size": self.size,
+            "max_size": self.max_size,
             "text": self.text,
+            "idle": self.idle,
+            "held": self.totals.held,
+            "held_s": self.held_for.as_secs_f64(),
             "pipeline": self.pipeline,
             "rate": self.rate,
             "duration_s": self.measured.as_secs_f64(),
@@ -144,41 +172,26 @@ impl Report {
             }
             None => out += &format!("  load: {} thread(s)\n", self.threads),
         }
-        let mode = match self.rate {
-            Some(r) => format!("open loop at {r:.0} msg/s"),
-            None => format!("closed loop, {} in flight per connection", self.pipeline),
+        let early = if self.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
         };
-        out += &format!(
-            "  {} connections ({} failed), {} B {kind} messages, {mode}\n",
-            self.connections, self.totals.connect_failures, self.size
-        );
-        out += &format!(
-            "  measured {:.2} s{}\n\n",
-            self.measured.as_secs_f64(),
-            if self.stopped_early {
-                " (stopped early)"
+        if self.idle {
+            let held = self.totals.held;
+            let of = if held == self.connections as u64 {
+                String::new()
             } else {
-                ""
-            }
-        );
-        out += &format!(
-            "  messages   {:>12}   {:>12.0} msg/s   {:>9.2} MB/s\n",
-            self.totals.messages,
-            self.messages_per_sec(),
-            self.bytes_per_sec() / 1e6
-        );
-        out += &format!(
-            "  latency µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {}\n",
-            self.latency_us(0.5),
-            self.latency_us(0.9),
-            self.latency_us(0.99),
-            self.latency_us(0.999),
-            if self.totals.messages == 0 {
-                0
-            } else {
-                self.totals.latency.max()
-            }
-        );
+                format!(" of {}", self.connections)
+            };
+            out += &format!(
+                "  idle: {held}{of} connections held for {:.2} s{early}, {} failed to connect\n\n",
+                self.held_for.as_secs_f64(),
+                self.totals.connect_failures
+            );
+        } else {
+            self.message_figures(&mut out, kind, early);
+        }
         let c = &self.totals.connect;
         out += &format!(
             "  connect µs p50 {}   p99 {}   max {}\n",
@@ -201,17 +214,51 @@ impl Report {
         );
         out
     }
+
+    /// The mode, the measured window, messages and latency (not in idle mode).
+    fn message_figures(&self, out: &mut String, kind: &str, early: &str) {
+        let mode = match self.rate {
+            Some(r) => format!("open loop at {r:.0} msg/s"),
+            None => format!("closed loop, {} in flight per connection", self.pipeline),
+        };
+        *out += &format!(
+            "  {} connections ({} failed), {} {kind} messages, {mode}\n",
+            self.connections,
+            self.totals.connect_failures,
+            self.sizes()
+        );
+        *out += &format!("  measured {:.2} s{early}\n\n", self.measured.as_secs_f64());
+        *out += &format!(
+            "  messages   {:>12}   {:>12.0} msg/s   {:>9.2} MB/s\n",
+            self.totals.messages,
+            self.messages_per_sec(),
+            self.bytes_per_sec() / 1e6
+        );
+        *out += &format!(
+            "  latency µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {}\n",
+            self.latency_us(0.5),
+            self.latency_us(0.9),
+            self.latency_us(0.99),
+            self.latency_us(0.999),
+            if self.totals.messages == 0 {
+                0
+            } else {
+                self.totals.latency.max()
+            }
+        );
+    }
 }
 
 /// The live progress line: elapsed, messages/s, p99 so far. Hidden when not wanted.
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
+    idle: bool,
     warmup: Duration,
     last: std::cell::Cell<(Instant, u64)>,
 }
 
 impl Progress {
-    pub(crate) fn new(show: bool, warmup: Duration, total: Duration) -> Self {
+    pub(crate) fn new(show: bool, idle: bool, warmup: Duration, total: Duration) -> Self {
         let bar = show.then(|| {
             let bar = ProgressBar::new(total.as_millis() as u64);
             bar.set_style(
@@ -223,6 +270,7 @@ impl Progress {
         });
         Progress {
             bar,
+            idle,
             warmup,
             last: std::cell::Cell::new((Instant::now(), 0)),
         }
@@ -244,7 +292,9 @@ impl Progress {
         let rate = (echoes - before) as f64 / (now - then).as_secs_f64();
         self.last.set((now, echoes));
         bar.set_position(elapsed.as_millis() as u64);
-        if elapsed < self.warmup {
+        if self.idle {
+            bar.set_message("idle: holding the connections");
+        } else if elapsed < self.warmup {
             bar.set_message(format!("{rate:>10.0} msg/s   warming up"));
         } else {
             bar.set_message(format!("{rate:>10.0} msg/s   p99 {p99} µs"));

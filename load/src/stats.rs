@@ -32,6 +32,8 @@ pub struct ThreadStats {
     pub connect_failures: Cell<u64>,
     /// Connections opened.
     pub connected: Cell<u64>,
+    /// Idle mode: connections still open at the end of the window.
+    pub held: Cell<u64>,
     /// Errors by kind.
     pub errors: RefCell<BTreeMap<&'static str, u64>>,
     /// For the progress line: every echo so far, and this thread's p99 so far (µs).
@@ -58,6 +60,7 @@ impl ThreadStats {
             mismatches: Cell::new(0),
             connect_failures: Cell::new(0),
             connected: Cell::new(0),
+            held: Cell::new(0),
             errors: RefCell::new(BTreeMap::new()),
             live,
         }
@@ -99,6 +102,7 @@ impl ThreadStats {
             mismatches: self.mismatches.get(),
             connect_failures: self.connect_failures.get(),
             connected: self.connected.get(),
+            held: self.held.get(),
             errors: self
                 .errors
                 .into_inner()
@@ -126,6 +130,8 @@ pub struct Totals {
     pub connect_failures: u64,
     /// Connections opened.
     pub connected: u64,
+    /// Idle mode: connections still open at the end of the window.
+    pub held: u64,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
 }
@@ -141,6 +147,7 @@ impl Totals {
             mismatches: 0,
             connect_failures: 0,
             connected: 0,
+            held: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -154,6 +161,7 @@ impl Totals {
         self.mismatches += other.mismatches;
         self.connect_failures += other.connect_failures;
         self.connected += other.connected;
+        self.held += other.held;
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += n;
         }

@@ -204,3 +204,135 @@ fn the_embedded_server_runs_without_a_url() {
     assert!(report.is_clean(), "{}", report.to_text());
     assert!(report.to_text().contains("embedded wsengine echo server"));
 }
+
+#[test]
+fn idle_connections_are_held_and_closed() {
+    let cfg = config(&[
+        "--idle",
+        "--connections",
+        "50",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--server-workers",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    let json = report.to_json();
+    assert_eq!(json["idle"], true);
+    assert_eq!(json["connected"], 50);
+    assert_eq!(json["held"], 50);
+    assert_eq!(json["messages"], 0);
+    assert_eq!(json["errors"], 0);
+    assert!(json["held_s"].as_f64().unwrap() >= 0.9);
+    assert!(
+        report.to_text().contains("idle: 50 connections held for"),
+        "{}",
+        report.to_text()
+    );
+}
+
+#[test]
+fn a_server_that_drops_idle_connections_shows_as_errors() {
+    // Hangs up after a short while without a word.
+    let server = Server::builder("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .serve(|ws: WebSocket, _req| async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(ws);
+        })
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--idle",
+        "--connections",
+        "5",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert_eq!(report.totals.connected, 5, "{}", report.to_text());
+    assert_eq!(report.totals.held, 0, "{}", report.to_text());
+    assert_eq!(report.totals.error_count(), 5, "{}", report.to_text());
+    assert!(!report.is_clean());
+    assert!(report.to_text().contains("idle: 0 of 5 connections"));
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn mixed_sizes_verify_and_count_the_real_bytes() {
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "4",
+        "--size",
+        "16",
+        "--max-size",
+        "70000",
+        "--pipeline",
+        "4",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--threads",
+        "1",
+        "--binary",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    let json = report.to_json();
+    assert_eq!(json["max_size"], 70000);
+    assert_eq!(json["idle"], false);
+    let messages = json["messages"].as_u64().unwrap();
+    let bytes = json["bytes"].as_u64().unwrap();
+    assert!(messages > 100, "{messages}");
+    // Log-uniform over 16..=70000 averages about 8 KB a message; 16 B each would be
+    // the single-size figure.
+    assert!(
+        bytes > messages * 1000,
+        "{bytes} bytes in {messages} messages"
+    );
+    assert!(bytes < messages * 70000);
+    assert!(report.to_text().contains("16 B..70000 B binary messages"));
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn mixed_sizes_make_sense_only_upwards_and_over_websocket() {
+    let cfg = config(&[
+        "--url",
+        "ws://127.0.0.1:9/",
+        "--size",
+        "100",
+        "--max-size",
+        "50",
+    ]);
+    assert!(matches!(
+        run(&cfg, Arc::new(AtomicBool::new(false)), false),
+        Err(load::LoadError::Usage(_))
+    ));
+    // --raw or --idle with --max-size: refused when parsing.
+    for mode in [
+        &["--raw", "--url", "tcp://127.0.0.1:9"][..],
+        &["--idle"][..],
+    ] {
+        let mut argv = vec!["load", "--max-size", "100"];
+        argv.extend_from_slice(mode);
+        assert!(Config::try_parse_from(argv).is_err(), "{mode:?}");
+    }
+}

@@ -13,7 +13,7 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
@@ -22,6 +22,12 @@ use crate::proto::connection::{Event, State};
 
 /// The most a single read asks for, however large the frame in progress.
 const MAX_READ: usize = 256 * 1024;
+/// The buffer of a read on a connection where nothing is flowing: what an idle
+/// connection holds. Small messages (a ping-pong's) fit; a read that fills it makes the
+/// next one large.
+const IDLE_READ: usize = 512;
+/// An idle read reuses the receive buffer's spare capacity down to this much.
+const IDLE_READ_MIN: usize = 128;
 
 /// Spawns the reader and writer of a connection on the current worker.
 pub(crate) fn spawn(inner: Rc<Inner>, stream: Rc<TcpStream>, on_finish: impl FnOnce() + 'static) {
@@ -91,22 +97,44 @@ fn reading_paused(inner: &Inner) -> bool {
 }
 
 /// Reads into the spare capacity of the core's receive buffer: no copy.
+///
+/// With io_uring a pending read owns its buffer until data arrives, so an idle
+/// connection holds whatever its read was given. Reads are therefore sized by what is
+/// flowing: a connection with nothing buffered whose last read did not fill its buffer
+/// (the socket was drained) reads into the [`IDLE_READ`] bytes left in its receive
+/// buffer, or a fresh buffer of that size; once a read fills its buffer or a frame is in
+/// progress, reads get at least [`SocketOptions::read_buffer_size`] and as much as the
+/// frame still needs.
+///
+/// [`SocketOptions::read_buffer_size`]: super::options::SocketOptions::read_buffer_size
 async fn read_ordinary(inner: &Inner, stream: &TcpStream) -> std::io::Result<usize> {
     let buf = {
         let mut s = inner.shared.borrow_mut();
-        let want = s
-            .conn
-            .read_hint()
-            .clamp(inner.options.read_buffer_size, MAX_READ);
+        let flowing = s.last_read_filled || s.conn.buffered() > 0;
+        let want = if flowing {
+            s.conn
+                .read_hint()
+                .clamp(inner.options.read_buffer_size, MAX_READ)
+        } else {
+            IDLE_READ_MIN
+        };
         let buf = s.conn.read_buf();
         if buf.capacity() - buf.len() < want {
-            buf.reserve(want);
+            if flowing {
+                buf.reserve(want);
+            } else {
+                // Nothing buffered: a fresh small buffer rather than growing the old one
+                // (which earlier messages may still share).
+                *buf = BytesMut::with_capacity(IDLE_READ);
+            }
         }
         std::mem::take(buf)
     };
     let (len, cap) = (buf.len(), buf.capacity());
     let (result, slice) = stream.read(buf.slice(len..cap)).await;
-    *inner.shared.borrow_mut().conn.read_buf() = slice.into_inner();
+    let mut s = inner.shared.borrow_mut();
+    s.last_read_filled = matches!(result, Ok(n) if n == cap - len);
+    *s.conn.read_buf() = slice.into_inner();
     result
 }
 
@@ -169,7 +197,7 @@ async fn write_loop(inner: &Inner, stream: &TcpStream) {
             // Let the application answer what arrived before the close first.
             tokio::select! {
                 _ = inner.writable.notified() => {}
-                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = Box::pin(tokio::time::sleep_until(until.into())) => {}
             }
             continue;
         }
@@ -193,13 +221,20 @@ async fn write_loop(inner: &Inner, stream: &TcpStream) {
                 Some(at) => {
                     tokio::select! {
                         _ = notified => {}
-                        _ = tokio::time::sleep_until(at.into()) => on_deadline(inner),
+                        _ = Box::pin(tokio::time::sleep_until(at.into())) => on_deadline(inner),
                     }
                 }
             }
             continue;
         }
-        let result = write_chunks(stream, &mut chunks, inner.options.send_stall_timeout).await;
+        // Boxed: the write's state (ring operation, stall timer) is allocated while a
+        // write is under way, not held by every idle connection's writer.
+        let result = Box::pin(write_chunks(
+            stream,
+            &mut chunks,
+            inner.options.send_stall_timeout,
+        ))
+        .await;
         inner.shared.borrow_mut().in_flight = 0;
         inner.send_space.notify();
         if let Err(e) = result {

@@ -19,9 +19,11 @@ pub struct SocketOptions {
     /// the connection stops reading from the socket (TCP flow control then slows the
     /// peer). Default 1 MiB.
     pub max_recv_queue: usize,
-    /// The smallest read: the receive buffer is grown to at least this much free space
-    /// before each read. Default 4 KiB. Larger reads take more frames per syscall; every
-    /// connection waiting in a read holds this much.
+    /// The smallest read while data is flowing (a read filled its buffer, or a frame is
+    /// in progress): the receive buffer is grown to at least this much free space before
+    /// such a read. Default 4 KiB. Larger reads take more frames per syscall. A
+    /// connection with nothing flowing reads into a 512-byte buffer instead, so an idle
+    /// connection holds at most that much for its pending read.
     pub read_buffer_size: usize,
     /// Send a ping when nothing was received for this long. Default `None`.
     pub ping_interval: Option<Duration>,

@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) close_sent_at: Option<Instant>,
     /// The reader saw EOF or an error: no more reads.
     pub(crate) read_closed: bool,
+    /// The last read filled the buffer it was given: more is probably waiting.
+    pub(crate) last_read_filled: bool,
     /// The writer finished and the socket is shut down.
     pub(crate) finished: bool,
 }
@@ -155,6 +157,7 @@ impl Inner {
                 close_pending_since: None,
                 close_sent_at: None,
                 read_closed: false,
+                last_read_filled: false,
                 finished: false,
             }),
             options,

@@ -238,6 +238,13 @@ async fn connection(
         reject(id, &stream, &registry, &shared);
         return;
     }
+    // The handshake buffer goes with the connection only if frames arrived in it; an
+    // idle connection then holds no buffer but its first read's.
+    let leftover = if leftover.is_empty() {
+        BytesMut::new()
+    } else {
+        leftover
+    };
     let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover);
     let inner = Rc::new(Inner::new(conn, shared.options.clone(), peer, read_pool));
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
@@ -255,7 +262,12 @@ async fn connection(
         }
     };
     driver::spawn(inner.clone(), stream, on_finish);
-    (shared.handler)(WebSocket::new(inner, Role::Server), request).await;
+    // The handler gets a task of its own, so that this task (sized for the handshake)
+    // ends here instead of living as long as the connection.
+    tokio_uring::spawn((shared.handler)(
+        WebSocket::new(inner, Role::Server),
+        request,
+    ));
 }
 
 fn reject(id: u64, stream: &TcpStream, registry: &Registry, shared: &ServerShared) {

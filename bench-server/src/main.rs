@@ -38,8 +38,8 @@ struct Args {
     /// Bytes queued for a connection's socket above which echoing waits (backpressure).
     #[arg(long, default_value_t = 1 << 20)]
     max_send_queue: usize,
-    /// The least free space each read gets, in bytes (every connection waiting in a read
-    /// holds this much).
+    /// The least free space a read gets while data is flowing, in bytes (idle
+    /// connections read into 512 bytes).
     #[arg(long, default_value_t = 4096)]
     read_buffer_size: usize,
     /// Seconds a client has to complete the opening handshake.
@@ -51,6 +51,10 @@ struct Args {
     /// Drop a connection after this many seconds without receiving anything (0: never).
     #[arg(long, default_value_t = 0.0)]
     idle_timeout: f64,
+    /// Drop a connection (1008) whose socket takes none of our bytes for this many
+    /// seconds: a peer that stopped reading (0: never).
+    #[arg(long, default_value_t = 30.0)]
+    send_stall_timeout: f64,
     /// Open connections per worker above which new ones get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     max_connections_per_worker: usize,
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
     options.read_buffer_size = args.read_buffer_size;
     options.ping_interval = seconds(args.ping_interval);
     options.idle_timeout = seconds(args.idle_timeout);
+    options.send_stall_timeout = seconds(args.send_stall_timeout);
     let mut builder = Server::builder(args.addr)
         .socket_options(options)
         .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))

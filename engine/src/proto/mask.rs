@@ -336,13 +336,12 @@ fn mask_bytes_copy(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
 #[inline(always)]
 fn mask_words(buf: &mut [u8], key: [u8; 4]) {
     let word = word(key);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let chunk: &mut [u8; 8] = chunk.try_into().expect("chunks of 8");
+    let (chunks, rest) = buf.as_chunks_mut::<8>();
+    for chunk in chunks {
         *chunk = (u64::from_ne_bytes(*chunk) ^ word).to_ne_bytes();
     }
     // The rest starts at a multiple of 8, so the key is still in phase.
-    mask_under_8(chunks.into_remainder(), key);
+    mask_under_8(rest, key);
 }
 
 /// Fewer than eight bytes: a `u32`, then up to three bytes.
@@ -364,13 +363,11 @@ fn mask_under_8(buf: &mut [u8], key: [u8; 4]) {
 #[inline(always)]
 fn mask_words_copy(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     let word = word(key);
-    let mut to = dst.chunks_exact_mut(8);
-    let mut from = src.chunks_exact(8);
-    for (d, s) in (&mut to).zip(&mut from) {
-        let s: &[u8; 8] = s.try_into().expect("chunks of 8");
-        d.copy_from_slice(&(u64::from_ne_bytes(*s) ^ word).to_ne_bytes());
+    let (to, dst) = dst.as_chunks_mut::<8>();
+    let (from, src) = src.as_chunks::<8>();
+    for (d, s) in to.iter_mut().zip(from) {
+        *d = (u64::from_ne_bytes(*s) ^ word).to_ne_bytes();
     }
-    let (dst, src) = (to.into_remainder(), from.remainder());
     let (dst, src) = match (
         dst.split_first_chunk_mut::<4>(),
         src.split_first_chunk::<4>(),

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Server memory per idle WebSocket connection: RSS growth of each server while `load
+# --idle` holds N connections open (from 127.0.0.x source addresses past 20,000), for
+# bench-server and the peer echo servers of benches/ (tokio-tungstenite, fastwebsockets).
+#
+#   scripts/idle_memory.sh            # N=10000
+#   N=5000 scripts/idle_memory.sh
+#
+# Every server is started on 127.0.0.1, pinned to CPU 0, and stopped by PID.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+N="${N:-10000}"
+HOLD="${HOLD:-6}"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
+cargo build --release -q -p bench-server -p load -p wsengine-benches --bins
+ulimit -n "$(ulimit -Hn)"
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+measure() { # name port cmd...
+  local name="$1" port="$2"
+  shift 2
+  taskset -c 0 "$@" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.05
+  done
+  sleep 0.5
+  local before after json
+  before="$(rss_kib "$pid")"
+  json="$(mktemp)"
+  taskset -c 1 timeout $((HOLD + 60)) "$BIN/load" --url "ws://127.0.0.1:$port/" --idle \
+    --connections "$N" --warmup 0 --duration "$HOLD" --threads 1 --json >"$json" &
+  local load=$!
+  # Sample near the end of the hold, when every connection is open.
+  sleep $((HOLD - 1))
+  after="$(rss_kib "$pid")"
+  wait "$load" || true
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  python3 - "$json" "$name" "$before" "$after" "$N" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+name, before, after, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+held = d.get("held", 0)
+per = (after - before) * 1024 / max(held, 1)
+print(f"{name:<20} {held:>6} held  RSS {before:>8} -> {after:>8} KiB  {per:>8.0f} B per connection")
+if held != n:
+    print(f"  only {held} of {n} connections were held: {d.get('errors_by_kind')}")
+PY
+  rm -f "$json"
+}
+
+echo "server memory per idle connection, $N connections held ${HOLD} s ($(date -u +%F), $(uname -r))"
+measure wsengine 9701 "$BIN/bench-server" --addr 127.0.0.1:9701 --workers 1
+measure tokio-tungstenite 9702 "$BIN/tungstenite_echo" 127.0.0.1:9702
+measure fastwebsockets 9703 "$BIN/fastwebsockets_echo" 127.0.0.1:9703

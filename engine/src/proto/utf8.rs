@@ -66,6 +66,11 @@ impl Utf8Validator {
         if self.partial_len != 0 {
             piece = self.complete_partial(piece)?;
         }
+        // Short ASCII pieces (chat and trading messages): a word-at-a-time check, where
+        // simdutf8 hands inputs under 64 bytes to the general scalar validator.
+        if piece.len() < 64 && piece.is_ascii() {
+            return Ok(());
+        }
         // The fast path: `basic` is faster and says only yes or no.
         if simdutf8::basic::from_utf8(piece).is_ok() {
             return Ok(());

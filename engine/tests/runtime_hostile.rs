@@ -8,11 +8,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use wsengine::runtime::{Error, Server, ServerHandle, SocketOptions, WebSocket, connect, start};
+use wsengine::runtime::{Error, ServerHandle, SocketOptions, WebSocket, connect, start};
 use wsengine::{CloseCode, Message};
 
 mod common;
-use common::{masked_frame, raw_handshake, read_head, upgrade_request};
+use common::{masked_frame, one_worker, raw_handshake, read_head, serve_echo, upgrade_request};
 
 /// The send queue bound the flood tests use.
 const QUEUE: usize = 64 * 1024;
@@ -33,9 +33,7 @@ type Report = (usize, Result<Message, Error>);
 /// A server whose handler echoes (or, with `echo` false, only watches while the core
 /// answers pings by itself) and reports the largest `buffered_amount` it saw.
 fn watching_server(echo: bool, report: mpsc::Sender<Report>) -> ServerHandle {
-    Server::builder("127.0.0.1:0".parse().unwrap())
-        .workers(1)
-        .pin_workers(false)
+    one_worker()
         .socket_options(stalling_options())
         .serve(move |ws: WebSocket, _req| {
             let report = report.clone();
@@ -164,18 +162,7 @@ async fn echo_once(addr: SocketAddr) {
 fn slowloris_does_not_stop_a_new_client_and_each_is_closed_at_the_handshake_timeout() {
     const SLOW: usize = 5000;
     const TIMEOUT: Duration = Duration::from_secs(4);
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .workers(1)
-        .pin_workers(false)
-        .handshake_timeout(TIMEOUT)
-        .serve(|ws: WebSocket, _req| async move {
-            while let Ok(m) = ws.recv().await {
-                if ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .expect("server starts");
+    let server = serve_echo(one_worker().handshake_timeout(TIMEOUT));
     let addr = server.local_addr();
     let request = upgrade_request();
     let partial = &request.as_bytes()[..40];
@@ -227,18 +214,7 @@ fn slowloris_does_not_stop_a_new_client_and_each_is_closed_at_the_handshake_time
 
 #[test]
 fn past_the_connection_limit_new_clients_get_503_until_one_leaves() {
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .workers(1)
-        .pin_workers(false)
-        .max_connections_per_worker(2)
-        .serve(|ws: WebSocket, _req| async move {
-            while let Ok(m) = ws.recv().await {
-                if ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .expect("server starts");
+    let server = serve_echo(one_worker().max_connections_per_worker(2));
     let addr = server.local_addr();
     let first = raw_handshake(addr);
     let _second = raw_handshake(addr);

@@ -9,10 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use wsengine::Message;
-use wsengine::runtime::{Server, ServerHandle, WebSocket, connect, start};
+use wsengine::runtime::{ServerHandle, connect, start};
 
 mod common;
-use common::{masked_frame, raw_handshake, reset, upgrade_request};
+use common::{masked_frame, one_worker, raw_handshake, reset, serve_echo, upgrade_request};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -83,17 +83,7 @@ fn wait_fds(to: usize) -> usize {
 #[test]
 fn abrupt_peers_leak_no_descriptor_and_no_memory() {
     const PER_ROUND: usize = 100;
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .workers(1)
-        .pin_workers(false)
-        .serve(|ws: WebSocket, _req| async move {
-            while let Ok(m) = ws.recv().await {
-                if ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .expect("server starts");
+    let server = serve_echo(one_worker());
     let addr = server.local_addr();
     // A first round warms the allocator and the worker's tables up.
     abrupt_round(addr, PER_ROUND);

@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use wsengine::runtime::{Server, ServerBuilder, ServerHandle, WebSocket};
+
 /// The RFC 6455 §1.3 example key and the accept value it must produce.
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 /// See [`KEY`].
@@ -68,4 +70,24 @@ pub fn reset(s: TcpStream) {
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(s);
+}
+
+/// A builder for one unpinned worker on a free port of 127.0.0.1.
+pub fn one_worker() -> ServerBuilder {
+    Server::builder("127.0.0.1:0".parse().unwrap())
+        .workers(1)
+        .pin_workers(false)
+}
+
+/// Starts `builder` as an echo server: every message goes back as it came.
+pub fn serve_echo(builder: ServerBuilder) -> ServerHandle {
+    builder
+        .serve(|ws: WebSocket, _req| async move {
+            while let Ok(m) = ws.recv().await {
+                if ws.send(m).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("server starts")
 }

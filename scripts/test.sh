@@ -2,9 +2,11 @@
 # The README's test command: every test of wsengine, on a fresh Debian machine.
 #
 #   scripts/test.sh            # all: Rust tests, interop, io_uring refusal, Autobahn
-#   scripts/test.sh rust       # cargo test --workspace only
+#   scripts/test.sh rust       # cargo test --workspace, then the socket tests on tokio
 #   scripts/test.sh interop    # third-party clients and servers (needs the tools below)
 #   scripts/test.sh autobahn   # the Autobahn|Testsuite, server and client, strict
+#
+# Interop and Autobahn run twice: on the io_uring driver and on the tokio (epoll) one.
 #
 # Installs what is missing first (idempotent, quick when present): Debian's chromium, a
 # Python venv with `websockets` (WSENGINE_VENV, default /tmp/wsengine-venv), Node's `ws`
@@ -99,88 +101,138 @@ PY
 }
 
 run_rust() {
-  step "cargo test --workspace"
-  cargo test --workspace
+  step "cargo test --workspace (socket tests on io_uring)"
+  WSENGINE_TEST_DRIVER=uring cargo test --workspace
+  step "socket tests on the tokio driver"
+  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks
 }
 
 run_interop() {
   build_release
-  start_bench_server
-  step "third-party clients against bench-server at $BS_URL"
-  if timeout 120 "$VENV/bin/python" tests/interop/python_client.py "$BS_URL/"; then pass "python websockets client"; else fail "python websockets client"; fi
-  if timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then pass "node ws client"; else fail "node ws client"; fi
-  if timeout 120 python3 tests/interop/chromium_test.py "$BS_URL/"; then pass "headless chromium"; else fail "headless chromium"; fi
+  local driver
+  for driver in uring tokio; do
+    interop_on "$driver"
+  done
+  fallback_checks
+}
 
-  step "load against bench-server (counts add up, no mismatches)"
-  check_load "load vs bench-server" "$BS_URL/" --connections 20 --pipeline 4 --duration 2 --warmup 0.5
+# The third-party peers against bench-server and our client, on one driver.
+interop_on() {
+  local driver="$1"
+  start_bench_server --driver "$driver"
+  if ! grep -q "driver $driver" "$BS_OUT"; then
+    cat "$BS_OUT"; fail "bench-server runs on $driver"
+  fi
+  step "third-party clients against bench-server at $BS_URL ($driver)"
+  if timeout 120 "$VENV/bin/python" tests/interop/python_client.py "$BS_URL/"; then pass "python websockets client ($driver)"; else fail "python websockets client ($driver)"; fi
+  if timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then pass "node ws client ($driver)"; else fail "node ws client ($driver)"; fi
+  if timeout 120 python3 tests/interop/chromium_test.py "$BS_URL/"; then pass "headless chromium ($driver)"; else fail "headless chromium ($driver)"; fi
 
-  step "graceful shutdown of bench-server (SIGTERM)"
+  step "load against bench-server (counts add up, no mismatches; $driver)"
+  check_load "load vs bench-server ($driver)" "$BS_URL/" --connections 20 --pipeline 4 --duration 2 --warmup 0.5 --driver "$driver"
+
+  step "graceful shutdown of bench-server (SIGTERM; $driver)"
   kill -TERM "$BS_PID"
   if wait "$BS_PID" && grep -q '^totals: ' "$BS_OUT"; then
     grep '^totals: ' "$BS_OUT"
-    pass "bench-server graceful shutdown"
+    pass "bench-server graceful shutdown ($driver)"
   else
     cat "$BS_OUT"
-    fail "bench-server graceful shutdown"
+    fail "bench-server graceful shutdown ($driver)"
   fi
 
-  step "our client against the Python websockets echo server"
+  step "our client against the Python websockets echo server ($driver)"
   local port
   port="$(free_port)"
   "$VENV/bin/python" tests/interop/python_echo_server.py "$port" >"$TMP/py-echo.out" 2>&1 &
   local py=$!
   PIDS+=("$py")
   for _ in $(seq 100); do grep -q listening "$TMP/py-echo.out" && break; sleep 0.1; done
-  if timeout 120 "$BIN"/examples/echo_check "ws://127.0.0.1:$port/"; then pass "our client vs python websockets server"; else fail "our client vs python websockets server"; fi
-  step "load against the Python websockets echo server"
-  check_load "load vs python websockets server" "ws://127.0.0.1:$port/" --connections 10 --duration 2 --warmup 0.5 --threads 1
+  if timeout 120 "$BIN"/examples/echo_check "ws://127.0.0.1:$port/" "$driver"; then pass "our client vs python websockets server ($driver)"; else fail "our client vs python websockets server ($driver)"; fi
+  step "load against the Python websockets echo server ($driver)"
+  check_load "load vs python websockets server ($driver)" "ws://127.0.0.1:$port/" --connections 10 --duration 2 --warmup 0.5 --threads 1 --driver "$driver"
   kill "$py" 2>/dev/null || true
+}
 
+# Where the kernel refuses io_uring: auto falls back to tokio and says so once; uring
+# refuses plainly.
+fallback_checks() {
   step "where the kernel refuses io_uring (seccomp EPERM on io_uring_setup)"
-  local msg
-  msg="$("$TMP/no_uring" "$BIN"/bench-server --addr 127.0.0.1:0 2>&1)" && status=0 || status=$?
+  local msg status
+  msg="$("$TMP/no_uring" "$BIN"/bench-server --addr 127.0.0.1:0 --driver uring 2>&1)" && status=0 || status=$?
   echo "$msg"
   if [ "$status" -eq 1 ] && grep -q "io_uring is not available" <<<"$msg" && ! grep -q panicked <<<"$msg"; then
-    pass "bench-server refuses plainly without io_uring"
+    pass "bench-server --driver uring refuses plainly without io_uring"
   else
-    fail "bench-server refuses plainly without io_uring (exit $status)"
+    fail "bench-server --driver uring refuses plainly without io_uring (exit $status)"
   fi
-  msg="$("$TMP/no_uring" "$BIN"/examples/echo_check ws://127.0.0.1:9/ 2>&1)" && status=0 || status=$?
+  msg="$("$TMP/no_uring" "$BIN"/examples/echo_check ws://127.0.0.1:9/ uring 2>&1)" && status=0 || status=$?
   if [ "$status" -eq 1 ] && grep -q "io_uring is not available" <<<"$msg" && ! grep -q panicked <<<"$msg"; then
-    pass "client refuses plainly without io_uring"
+    pass "client on uring refuses plainly without io_uring"
   else
-    echo "$msg"; fail "client refuses plainly without io_uring (exit $status)"
+    echo "$msg"; fail "client on uring refuses plainly without io_uring (exit $status)"
   fi
+  # auto: one line on stderr, then the server runs on tokio and serves a real client.
+  local out="$TMP/fallback.out"
+  "$TMP/no_uring" "$BIN"/bench-server --addr 127.0.0.1:0 --workers 2 >"$out" 2>&1 &
+  BS_PID=$!
+  PIDS+=("$BS_PID")
+  BS_URL=""
+  for _ in $(seq 100); do
+    BS_URL="$(sed -n 's/^listening on //p' "$out")"
+    [ -n "$BS_URL" ] && break
+    sleep 0.1
+  done
+  cat "$out"
+  if [ -n "$BS_URL" ] && [ "$(grep -c 'falling back to the tokio (epoll) driver' "$out")" -eq 1 ] &&
+    grep -q "driver tokio" "$out" &&
+    timeout 120 "$TMP/no_uring" "$BIN"/examples/echo_check "$BS_URL/" 2>&1 | tee "$TMP/fallback-client.out" | tail -1 &&
+    grep -q "falling back" "$TMP/fallback-client.out"; then
+    pass "without io_uring, auto falls back to tokio (server and client) with one line each"
+  else
+    fail "without io_uring, auto falls back to tokio"
+  fi
+  kill "$BS_PID" 2>/dev/null || true
 }
 
 run_autobahn() {
   [ -x "$AUTOBAHN/run.sh" ] || { fail "autobahn harness missing at $AUTOBAHN"; return; }
   build_release
-  start_bench_server --max-message-size $((64 << 20))
-  step "Autobahn|Testsuite sections 1-10 against bench-server (strict)"
-  if AUTOBAHN_STRICT=1 AUTOBAHN_OUT="$TMP/autobahn-server" "$AUTOBAHN/run.sh" "$BS_URL" | tee "$TMP/autobahn-server.txt" | tail -3; then
-    pass "autobahn server: $(tail -1 "$TMP/autobahn-server.txt")"
+  local driver
+  for driver in uring tokio; do
+    autobahn_on "$driver"
+  done
+}
+
+autobahn_on() {
+  local driver="$1"
+  start_bench_server --max-message-size $((64 << 20)) --driver "$driver"
+  step "Autobahn|Testsuite sections 1-10 against bench-server (strict; $driver)"
+  local report="$TMP/autobahn-server-$driver"
+  if AUTOBAHN_STRICT=1 AUTOBAHN_OUT="$report" "$AUTOBAHN/run.sh" "$BS_URL" | tee "$report.txt" | tail -3; then
+    pass "autobahn server ($driver): $(tail -1 "$report.txt")"
   else
-    python3 "$AUTOBAHN/summarize.py" "$TMP/autobahn-server" --strict || true
-    fail "autobahn server: $(tail -1 "$TMP/autobahn-server.txt")"
+    python3 "$AUTOBAHN/summarize.py" "$report" --strict || true
+    fail "autobahn server ($driver): $(tail -1 "$report.txt")"
   fi
   kill -TERM "$BS_PID"; wait "$BS_PID" || true
 
-  step "Autobahn|Testsuite fuzzingserver against our client (strict)"
+  step "Autobahn|Testsuite fuzzingserver against our client (strict; $driver)"
   local port kosoku="${AUTOBAHN_VENV:-/tmp/autobahn-venv}/bin/kosoku"
+  report="$TMP/autobahn-client-$driver"
   port="$(free_port)"
-  "$kosoku" -m fuzzingserver "127.0.0.1:$port" -x '12.*' -x '13.*' -o "$TMP/autobahn-client" >"$TMP/fuzzingserver.out" 2>&1 &
+  "$kosoku" -m fuzzingserver "127.0.0.1:$port" -x '12.*' -x '13.*' -o "$report" >"$TMP/fuzzingserver.out" 2>&1 &
   local fs=$!
   PIDS+=("$fs")
   for _ in $(seq 100); do grep -q listening "$TMP/fuzzingserver.out" && break; sleep 0.1; done
-  timeout 900 "$BIN"/examples/autobahn_client "ws://127.0.0.1:$port" || true
+  timeout 900 "$BIN"/examples/autobahn_client "ws://127.0.0.1:$port" "$driver" || true
   for _ in $(seq 60); do grep -q "wrote reports" "$TMP/fuzzingserver.out" && break; sleep 0.5; done
   kill "$fs" 2>/dev/null || true
-  if python3 "$AUTOBAHN/summarize.py" "$TMP/autobahn-client" --strict >"$TMP/autobahn-client.txt" 2>&1; then
-    pass "autobahn client: $(tail -1 "$TMP/autobahn-client.txt")"
+  if python3 "$AUTOBAHN/summarize.py" "$report" --strict >"$report.txt" 2>&1; then
+    pass "autobahn client ($driver): $(tail -1 "$report.txt")"
   else
-    cat "$TMP/autobahn-client.txt"
-    fail "autobahn client: $(tail -1 "$TMP/autobahn-client.txt")"
+    cat "$report.txt"
+    fail "autobahn client ($driver): $(tail -1 "$report.txt")"
   fi
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use wsengine::runtime::{Server, SocketOptions};
+use wsengine::runtime::{Driver, Server, SocketOptions};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -65,6 +65,10 @@ struct Args {
     /// Size of each registered read buffer in bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     registered_buffer_size: usize,
+    /// IO driver: `auto` (io_uring where the kernel allows it, else tokio's epoll
+    /// reactor, saying so on stderr), `uring` or `tokio`.
+    #[arg(long, default_value = "auto")]
+    driver: Driver,
     /// Seconds open connections get to close after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     shutdown_grace: f64,
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
         .socket_options(options)
         .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
         .max_connections_per_worker(args.max_connections_per_worker)
+        .driver(args.driver)
         .registered_buffers(args.registered_buffers, args.registered_buffer_size);
     if let Some(workers) = args.workers {
         builder = builder.workers(workers);
@@ -142,6 +147,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    eprintln!("bench-server: driver {}", server.driver());
     println!("listening on ws://{}", server.local_addr());
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use wsengine::runtime::{ConnectOptions, Error, connect, start};
+use wsengine::runtime::{ConnectOptions, Driver, Error, connect, start_with};
 
 const AGENT: &str = "wsengine";
 
@@ -44,7 +44,19 @@ fn main() {
     let base = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "ws://127.0.0.1:9002".to_string());
-    let result = start(async move {
+    // A second argument chooses the driver: auto (the default), uring or tokio.
+    let driver: Driver = match std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "auto".into())
+        .parse()
+    {
+        Ok(driver) => driver,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let result = start_with(driver, async move {
         let count = case_count(&base).await?;
         eprintln!("autobahn_client: {count} cases");
         for case in 1..=count {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use wsengine::runtime::{ConnectOptions, Error, start};
+use wsengine::runtime::{ConnectOptions, Driver, Error, start_with};
 use wsengine::{CloseCode, Message};
 
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
@@ -76,7 +76,19 @@ fn main() -> ExitCode {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "ws://127.0.0.1:8765/".to_string());
-    let result = start(async {
+    // A second argument chooses the driver: auto (the default), uring or tokio.
+    let driver: Driver = match std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "auto".into())
+        .parse()
+    {
+        Ok(driver) => driver,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let result = start_with(driver, async {
         let run = async {
             let plain = check(&url, None).await?;
             let fragmented = check(&url, Some(1000)).await?;

@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use wsengine::runtime::{ConnectOptions, Error, Server, ServerHandle, WebSocket, connect, start};
+use wsengine::runtime::{ConnectOptions, Driver, Error, ServerHandle, WebSocket, connect};
 use wsengine::{CloseCode, Message};
 
 mod common;
 use common::{raw_handshake, reset};
 
 fn echo_server(workers: usize) -> ServerHandle {
-    Server::builder("127.0.0.1:0".parse().unwrap())
+    common::builder()
         .workers(workers)
         .pin_workers(false)
         .serve(|ws: WebSocket, _req| async move {
@@ -29,14 +29,13 @@ fn url(addr: SocketAddr) -> String {
     format!("ws://{addr}/echo")
 }
 
-/// Runs `test` on a client io_uring runtime on this thread, bounded in time.
+/// Runs `test` on a client runtime on this thread, bounded in time.
 fn client<F: std::future::Future<Output = ()>>(test: F) {
-    start(async {
+    common::run_client(async {
         tokio::time::timeout(Duration::from_secs(60), test)
             .await
             .expect("test finished in time")
-    })
-    .expect("io_uring runtime");
+    });
 }
 
 fn payload(len: usize) -> Vec<u8> {
@@ -56,6 +55,26 @@ fn text(len: usize) -> String {
 }
 
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
+
+#[test]
+fn server_and_client_run_on_the_chosen_driver() {
+    let server = echo_server(1);
+    let chosen = common::test_driver();
+    let expected = match chosen {
+        Driver::Auto => vec![Driver::Uring, Driver::Tokio],
+        driver => vec![driver],
+    };
+    assert!(expected.contains(&server.driver()), "{:?}", server.driver());
+    let addr = server.local_addr();
+    client(async move {
+        let on = wsengine::runtime::current_driver().expect("inside a runtime");
+        assert!(expected.contains(&on), "{on:?}");
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        ws.send_text("driver").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("driver"));
+    });
+    server.shutdown(Duration::from_secs(1));
+}
 
 #[test]
 fn echo_text_and_binary_at_every_length_boundary() {
@@ -117,7 +136,7 @@ fn pipelined_messages_keep_their_order() {
 
 #[test]
 fn close_with_code_and_reason_is_echoed() {
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+    let server = common::builder()
         .workers(1)
         .pin_workers(false)
         .serve(|ws: WebSocket, _req| async move {
@@ -261,7 +280,7 @@ fn graceful_shutdown_sends_1001() {
 #[test]
 fn the_handshake_hook_can_reject_and_choose_a_subprotocol() {
     use wsengine::proto::handshake::{Accept, Reject};
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+    let server = common::builder()
         .workers(1)
         .pin_workers(false)
         .on_handshake(|req| {
@@ -322,7 +341,7 @@ fn server_with(
     report: std::sync::mpsc::Sender<Result<Message, String>>,
     close_first: bool,
 ) -> ServerHandle {
-    Server::builder("127.0.0.1:0".parse().unwrap())
+    common::builder()
         .workers(1)
         .pin_workers(false)
         .socket_options(options)
@@ -424,7 +443,7 @@ fn close_gives_up_on_a_peer_that_never_answers() {
 fn registered_read_buffers_echo_and_fall_back_when_exhausted() {
     // Four registered buffers for eight connections: some reads find the pool empty and
     // take ordinary buffers; every echo must still be exact.
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+    let server = common::builder()
         .workers(1)
         .pin_workers(false)
         .registered_buffers(4, 4096)

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use wsengine::runtime::{Error, ServerHandle, SocketOptions, WebSocket, connect, start};
+use wsengine::runtime::{Error, ServerHandle, SocketOptions, WebSocket, connect};
 use wsengine::{CloseCode, Message};
 
 mod common;
@@ -173,12 +173,11 @@ fn slowloris_does_not_stop_a_new_client_and_each_is_closed_at_the_handshake_time
         slow.push((s, Instant::now()));
     }
     // A new client is served at once, while all of them wait in their handshakes.
-    start(async move {
+    common::run_client(async move {
         tokio::time::timeout(Duration::from_secs(1), echo_once(addr))
             .await
             .expect("a new client connects and gets its echo within a second");
-    })
-    .expect("io_uring runtime");
+    });
     // Each slow one is closed at the handshake timeout: not before, and not much after.
     for (mut s, opened) in slow {
         s.set_read_timeout(Some(TIMEOUT * 3)).unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use wsengine::Message;
-use wsengine::runtime::{ServerHandle, connect, start};
+use wsengine::runtime::{ServerHandle, connect};
 
 mod common;
 use common::{masked_frame, one_worker, raw_handshake, reset, serve_echo, upgrade_request};
@@ -101,11 +101,10 @@ fn abrupt_peers_leak_no_descriptor_and_no_memory() {
         grown < 1024,
         "RSS grew by {grown} KiB over 2,000 connections"
     );
-    start(async move {
+    common::run_client(async move {
         let (ws, _) = connect(&format!("ws://{addr}/")).await.unwrap();
         ws.send_text("still serving").await.unwrap();
         assert_eq!(ws.recv().await.unwrap(), Message::text("still serving"));
-    })
-    .expect("io_uring runtime");
+    });
     server.shutdown(Duration::from_secs(1));
 }

@@ -76,6 +76,10 @@ pub struct Config {
     /// server's memory per idle connection.
     #[arg(long, conflicts_with_all = ["rate", "raw", "max_size"])]
     pub idle: bool,
+    /// IO driver of the load threads and the embedded server: `auto` (io_uring where the
+    /// kernel allows it, else tokio), `uring` or `tokio`.
+    #[arg(long, default_value = "auto")]
+    pub driver: wsengine::runtime::Driver,
     /// Worker threads of the embedded server (default: half the CPUs).
     #[arg(long)]
     pub server_workers: Option<usize>,

@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use wsengine::runtime::{ConnectOptions, Error, Server, ServerHandle, UringRuntime, WebSocket};
+use wsengine::runtime::{
+    ConnectOptions, Driver, Error, LocalRuntime, Server, ServerHandle, WebSocket,
+};
 
 pub use config::Config;
 use connection::{Shape, Window};
@@ -57,11 +59,12 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// An echo server started for the run when no `--url` is given.
-fn embedded_server(workers: usize) -> Result<ServerHandle, LoadError> {
+fn embedded_server(workers: usize, driver: Driver) -> Result<ServerHandle, LoadError> {
     let mut options = wsengine::runtime::SocketOptions::default();
     options.max_send_queue = 4 << 20;
     Server::builder(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .workers(workers)
+        .driver(driver)
         .socket_options(options)
         .serve(|ws: WebSocket, _request| async move {
             while let Ok(message) = ws.recv().await {
@@ -138,12 +141,19 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         (Some(url), true) => Some(raw_address(url)?),
         _ => None,
     };
+    // One decision for every thread (and the embedded server), said once.
+    let driver = wsengine::runtime::executor::resolve(config.driver, 4096);
+    if config.raw && driver != Driver::Uring {
+        return Err(LoadError::Usage(
+            "--raw runs on io_uring only (the kernel refused it, or --driver tokio)".into(),
+        ));
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (server, url, placement) = match &config.url {
         Some(url) => (None, url.clone(), None),
         None => {
             let workers = config.server_workers.unwrap_or((cpus / 2).max(1));
-            let server = embedded_server(workers)?;
+            let server = embedded_server(workers, driver)?;
             let url = format!("ws://{}/", server.local_addr());
             (Some(server), url, Some(workers))
         }
@@ -189,6 +199,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             warmup,
             duration,
             pin_cpu: pin.then_some((first_cpu + t) % cpus),
+            driver,
             counters,
             barrier: barrier.clone(),
             stop: stop.clone(),
@@ -248,7 +259,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     }
     let measured = measured_until.saturating_duration_since(window.measure_from);
     let held_for = measured_until.saturating_duration_since(start);
-    Ok(Report::new(
+    let mut report = Report::new(
         config,
         url,
         threads,
@@ -261,11 +272,14 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             _ => None,
         },
         stopped_early,
-    ))
+    );
+    report.driver = driver.name();
+    Ok(report)
 }
 
 /// One load thread's part of the run.
 struct ThreadJob {
+    driver: Driver,
     index: usize,
     threads: usize,
     connections: usize,
@@ -291,7 +305,7 @@ impl ThreadJob {
         {
             core_affinity::set_for_current(*core);
         }
-        let runtime = match UringRuntime::new(4096) {
+        let runtime = match LocalRuntime::new(self.driver, 4096) {
             Ok(runtime) => runtime,
             Err(e) => {
                 self.barrier.wait();

@@ -42,6 +42,8 @@ pub struct Report {
     pub server_cpu: Option<Duration>,
     /// Stopped by Ctrl-C before the end.
     pub stopped_early: bool,
+    /// The IO driver the load ran on (`"uring"` or `"tokio"`).
+    pub driver: &'static str,
 }
 
 impl Report {
@@ -73,6 +75,7 @@ impl Report {
             totals,
             server_cpu,
             stopped_early,
+            driver: "uring",
         }
     }
 
@@ -132,6 +135,7 @@ impl Report {
             "max_size": self.max_size,
             "text": self.text,
             "idle": self.idle,
+            "driver": self.driver,
             "held": self.totals.held,
             "held_s": self.held_for.as_secs_f64(),
             "pipeline": self.pipeline,
@@ -161,7 +165,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let kind = if self.text { "text" } else { "binary" };
-        out += &format!("load against {}\n", self.url);
+        out += &format!("load against {} (driver: {})\n", self.url, self.driver);
         match self.embedded {
             Some((workers, first)) => {
                 out += &format!(

@@ -1,21 +1,23 @@
-//! The client: connect to a `ws://` URL over io_uring and get the same [`WebSocket`]
-//! handle as the server, in the client role (frames masked, RFC 6455 §5.3).
+//! The client: connect to a `ws://` URL and get the same [`WebSocket`] handle as the
+//! server, in the client role (frames masked, RFC 6455 §5.3).
 //!
-//! Runs inside an io_uring runtime: [`start`](super::uring::start) one on this thread, or
-//! call it from a server's handler.
+//! Runs inside one of our runtimes, on its driver: [`start`](super::uring::start) one on
+//! this thread (io_uring, or tokio where the kernel refuses rings), or call it from a
+//! server's handler.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio_uring::net::TcpStream;
 
 use super::driver;
 use super::error::Error;
+use super::executor::current_driver;
 use super::handshake_io::{read_more, write_all};
 use super::options::SocketOptions;
 use super::socket::{Inner, WebSocket};
+use super::transport::{Driver, Transport};
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{ClientRequest, HandshakeLimits, Response};
 use crate::proto::role::Role;
@@ -110,16 +112,52 @@ fn parse_url(url: &str) -> Result<Target, Error> {
 }
 
 impl ConnectOptions {
-    /// Connects to `url` and completes the opening handshake.
+    /// Connects to `url` and completes the opening handshake, on the driver of the
+    /// runtime this runs on.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response), Error> {
         let target = parse_url(url)?;
-        let stream = tokio::time::timeout(self.connect_timeout, self.tcp_connect(target.addr))
-            .await
-            .map_err(|_| Error::Timeout("connecting"))??;
-        let _ = stream.set_nodelay(true);
+        let addr = target.addr;
+        let deadline = self.connect_timeout;
+        let timed_out = |_| Error::Timeout("connecting");
+        match current_driver() {
+            Some(Driver::Tokio) => {
+                let stream = match self.bound_socket(addr)? {
+                    Some(socket) => {
+                        socket.set_nonblocking(true)?;
+                        tokio::net::TcpStream::from_std(socket)?
+                    }
+                    None => tokio::time::timeout(deadline, tokio::net::TcpStream::connect(addr))
+                        .await
+                        .map_err(timed_out)??,
+                };
+                self.connect_on(stream, target).await
+            }
+            Some(_) => {
+                let stream = match self.bound_socket(addr)? {
+                    Some(socket) => tokio_uring::net::TcpStream::from_std(socket),
+                    None => {
+                        tokio::time::timeout(deadline, tokio_uring::net::TcpStream::connect(addr))
+                            .await
+                            .map_err(timed_out)??
+                    }
+                };
+                self.connect_on(stream, target).await
+            }
+            None => Err(Error::Io(std::io::Error::other(
+                "connect runs inside a wsengine runtime (wsengine::runtime::start, or a server handler)",
+            ))),
+        }
+    }
+
+    async fn connect_on<T: Transport>(
+        &self,
+        stream: T,
+        target: Target,
+    ) -> Result<(WebSocket, Response), Error> {
+        let _ = stream.set_nodelay();
         let stream = Rc::new(stream);
         let handshake =
-            tokio::time::timeout(self.handshake_timeout, self.handshake(&stream, &target)).await;
+            tokio::time::timeout(self.handshake_timeout, self.handshake(&*stream, &target)).await;
         let (response, leftover) = match handshake {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
@@ -137,9 +175,11 @@ impl ConnectOptions {
         Ok((WebSocket::new(inner, Role::Client), response))
     }
 
-    async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, Error> {
+    /// With [`local_addr`](Self::local_addr): a socket bound to it and connected to
+    /// `addr` with a blocking `connect(2)` (instant on loopback).
+    fn bound_socket(&self, addr: SocketAddr) -> Result<Option<std::net::TcpStream>, Error> {
         let Some(local) = self.local_addr else {
-            return Ok(TcpStream::connect(addr).await?);
+            return Ok(None);
         };
         let socket = socket2::Socket::new(
             socket2::Domain::for_address(addr),
@@ -148,12 +188,12 @@ impl ConnectOptions {
         )?;
         socket.bind(&SocketAddr::new(local, 0).into())?;
         socket.connect(&addr.into())?;
-        Ok(TcpStream::from_std(socket.into()))
+        Ok(Some(socket.into()))
     }
 
-    async fn handshake(
+    async fn handshake<T: Transport>(
         &self,
-        stream: &TcpStream,
+        stream: &T,
         target: &Target,
     ) -> Result<(Response, BytesMut), Error> {
         let mut request = ClientRequest::new(&target.host_header, &target.resource);

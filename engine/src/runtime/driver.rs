@@ -14,10 +14,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio_uring::buf::BoundedBuf;
-use tokio_uring::net::TcpStream;
 
 use super::socket::{End, Inner};
+use super::transport::Transport;
 use crate::proto::connection::{Event, State};
 
 /// The most a single read asks for, however large the frame in progress.
@@ -30,15 +29,19 @@ const IDLE_READ: usize = 512;
 const IDLE_READ_MIN: usize = 128;
 
 /// Spawns the reader and writer of a connection on the current worker.
-pub(crate) fn spawn(inner: Rc<Inner>, stream: Rc<TcpStream>, on_finish: impl FnOnce() + 'static) {
-    tokio_uring::spawn(read_loop(inner.clone(), stream.clone()));
-    tokio_uring::spawn(async move {
-        write_loop(&inner, &stream).await;
+pub(crate) fn spawn<T: Transport>(
+    inner: Rc<Inner>,
+    stream: Rc<T>,
+    on_finish: impl FnOnce() + 'static,
+) {
+    tokio::task::spawn_local(read_loop(inner.clone(), stream.clone()));
+    tokio::task::spawn_local(async move {
+        write_loop(&inner, &*stream).await;
         on_finish();
     });
 }
 
-async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
+async fn read_loop<T: Transport>(inner: Rc<Inner>, stream: Rc<T>) {
     // Frames that arrived with the handshake (in the same read) are already buffered.
     process_received(&inner);
     loop {
@@ -53,8 +56,8 @@ async fn read_loop(inner: Rc<Inner>, stream: Rc<TcpStream>) {
             }
         }
         let result = match inner.read_pool.as_ref().and_then(|pool| pool.try_take()) {
-            Some(fixed) => read_registered(&inner, &stream, fixed).await,
-            None => read_ordinary(&inner, &stream).await,
+            Some(fixed) => read_registered(&inner, &*stream, fixed).await,
+            None => read_ordinary(&inner, &*stream).await,
         };
         let mut s = inner.shared.borrow_mut();
         let receiving = s.conn.is_receiving();
@@ -107,7 +110,7 @@ fn reading_paused(inner: &Inner) -> bool {
 /// frame still needs.
 ///
 /// [`SocketOptions::read_buffer_size`]: super::options::SocketOptions::read_buffer_size
-async fn read_ordinary(inner: &Inner, stream: &TcpStream) -> std::io::Result<usize> {
+async fn read_ordinary<T: Transport>(inner: &Inner, stream: &T) -> std::io::Result<usize> {
     let buf = {
         let mut s = inner.shared.borrow_mut();
         let flowing = s.last_read_filled || s.conn.buffered() > 0;
@@ -130,21 +133,21 @@ async fn read_ordinary(inner: &Inner, stream: &TcpStream) -> std::io::Result<usi
         }
         std::mem::take(buf)
     };
-    let (len, cap) = (buf.len(), buf.capacity());
-    let (result, slice) = stream.read(buf.slice(len..cap)).await;
+    let spare = buf.capacity() - buf.len();
+    let (result, buf) = stream.read(buf).await;
     let mut s = inner.shared.borrow_mut();
-    s.last_read_filled = matches!(result, Ok(n) if n == cap - len);
-    *s.conn.read_buf() = slice.into_inner();
+    s.last_read_filled = matches!(result, Ok(n) if n == spare);
+    *s.conn.read_buf() = buf;
     result
 }
 
 /// Reads into a registered buffer, then copies into the core's receive buffer.
-async fn read_registered(
+async fn read_registered<T: Transport>(
     inner: &Inner,
-    stream: &TcpStream,
+    stream: &T,
     fixed: tokio_uring::buf::fixed::FixedBuf,
 ) -> std::io::Result<usize> {
-    let (result, fixed) = stream.read_fixed(fixed).await;
+    let (result, fixed) = stream.read_registered(fixed).await;
     if let Ok(n) = result {
         let mut s = inner.shared.borrow_mut();
         if s.conn.is_receiving() {
@@ -189,7 +192,7 @@ fn process_received(inner: &Inner) {
     }
 }
 
-async fn write_loop(inner: &Inner, stream: &TcpStream) {
+async fn write_loop<T: Transport>(inner: &Inner, stream: &T) {
     let mut chunks: Vec<Bytes> = Vec::new();
     loop {
         let hold = hold_close_until(inner, &mut inner.shared.borrow_mut());
@@ -272,22 +275,16 @@ enum WriteError {
     Io(std::io::Error),
 }
 
-/// Writes all `chunks` (one `write`, or `writev` when there are several), leaving it
-/// empty. Gives up when one write takes none of them for `stall` (a peer that stopped
+/// Writes all `chunks` (each round one `write`, or `writev` when there are several),
+/// leaving it empty. Gives up when one write takes none of them for `stall` (a peer that stopped
 /// reading: the kernel's send buffer is full); every byte accepted starts the wait anew.
-async fn write_chunks(
-    stream: &TcpStream,
+async fn write_chunks<T: Transport>(
+    stream: &T,
     chunks: &mut Vec<Bytes>,
     stall: Option<Duration>,
 ) -> Result<(), WriteError> {
     while !chunks.is_empty() {
-        // At most IOV_MAX (1024) buffers per writev.
-        let rest = if chunks.len() > 1024 {
-            chunks.split_off(1024)
-        } else {
-            Vec::new()
-        };
-        let write = write_once(stream, std::mem::take(chunks));
+        let write = stream.write(std::mem::take(chunks));
         let (result, mut batch) = match stall {
             None => write.await,
             Some(stall) => tokio::select! {
@@ -303,34 +300,14 @@ async fn write_chunks(
         }
         // Drop what was written; keep the unwritten tail (a partial write) in order.
         batch.retain_mut(|chunk| {
-            if written >= chunk.len() {
-                written -= chunk.len();
-                false
-            } else {
-                chunk.advance(written);
-                written = 0;
-                true
-            }
+            let n = written.min(chunk.len());
+            written -= n;
+            chunk.advance(n);
+            !chunk.is_empty()
         });
-        batch.extend(rest);
         *chunks = batch;
     }
     Ok(())
-}
-
-/// One `write` (a single chunk) or `writev`; returns the chunks with the result.
-async fn write_once(
-    stream: &TcpStream,
-    mut batch: Vec<Bytes>,
-) -> (std::io::Result<usize>, Vec<Bytes>) {
-    if batch.len() == 1
-        && let Some(chunk) = batch.pop()
-    {
-        let (result, chunk) = stream.write(chunk).submit().await;
-        batch.push(chunk);
-        return (result, batch);
-    }
-    stream.writev(batch).await
 }
 
 /// The earliest of the keepalive ping, the idle timeout and the close timeout.
@@ -381,7 +358,7 @@ fn on_deadline(inner: &Inner) {
 /// Ends the TCP connection: flushes the last bytes, then RFC 6455 §7.1.1's order (the
 /// server closes first; the client waits for the server's FIN, at most the close
 /// timeout), then wakes everyone.
-async fn finish(inner: &Inner, stream: &TcpStream) {
+async fn finish<T: Transport>(inner: &Inner, stream: &T) {
     let (clean_close, closes_first, timeout) = {
         let s = inner.shared.borrow();
         (

@@ -12,6 +12,8 @@
 //! | [`socket`] | the application's [`WebSocket`] handle |
 //! | [`client`] | connecting to a `ws://` URL |
 //! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
+//! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
+//! | [`transport`] | the byte streams of both drivers behind one interface |
 //! | [`options`] | per-connection settings |
 //! | [`error`] | the runtime's error type |
 
@@ -19,18 +21,22 @@ mod buffers;
 pub mod client;
 mod driver;
 pub mod error;
+pub mod executor;
 mod handshake_io;
 mod listener;
 mod notify;
 pub mod options;
 pub mod server;
 pub mod socket;
+pub mod transport;
 pub mod uring;
 mod worker;
 
 pub use client::{ConnectOptions, connect};
 pub use error::Error;
+pub use executor::{LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
 pub use socket::WebSocket;
+pub use transport::Driver;
 pub use uring::{UringRuntime, start};

@@ -15,9 +15,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::error::Error;
+use super::executor::resolve;
 use super::listener::bind_reuseport;
 use super::options::SocketOptions;
 use super::socket::WebSocket;
+use super::transport::Driver;
 use super::uring::DEFAULT_RING_ENTRIES;
 use super::worker;
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
@@ -54,6 +56,8 @@ pub(crate) struct ServerShared {
     pub(crate) handler: Arc<BoxHandler>,
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) ring_entries: u32,
+    /// Resolved: `Uring` or `Tokio`.
+    pub(crate) driver: Driver,
     pub(crate) pin_workers: bool,
     pub(crate) registered_buffers: Option<(usize, usize)>,
 }
@@ -69,6 +73,7 @@ pub struct ServerBuilder {
     max_connections_per_worker: usize,
     backlog: i32,
     ring_entries: u32,
+    driver: Driver,
     pin_workers: bool,
     registered_buffers: Option<(usize, usize)>,
     on_handshake: Option<Arc<HandshakeHook>>,
@@ -90,6 +95,7 @@ impl Server {
             max_connections_per_worker: 100_000,
             backlog: 4096,
             ring_entries: DEFAULT_RING_ENTRIES,
+            driver: Driver::Auto,
             pin_workers: true,
             registered_buffers: None,
             on_handshake: None,
@@ -142,6 +148,14 @@ impl ServerBuilder {
         self
     }
 
+    /// The IO driver. Default [`Driver::Auto`]: io_uring where the kernel allows it,
+    /// otherwise tokio's epoll reactor, with one line on stderr saying why. Handlers are
+    /// the same on both; [`ServerHandle::driver`] tells which one runs.
+    pub fn driver(mut self, driver: Driver) -> Self {
+        self.driver = driver;
+        self
+    }
+
     /// Pin worker `i` to CPU `i` (modulo the CPU count). Default on.
     pub fn pin_workers(mut self, pin: bool) -> Self {
         self.pin_workers = pin;
@@ -188,6 +202,7 @@ impl ServerBuilder {
             listeners.push(bind_reuseport(local_addr, self.backlog)?);
         }
         let stats = Arc::new(ServerStats::default());
+        let driver = resolve(self.driver, self.ring_entries);
         let shared = Arc::new(ServerShared {
             options: self.options,
             handshake_timeout: self.handshake_timeout,
@@ -197,6 +212,7 @@ impl ServerBuilder {
             handler,
             stats: stats.clone(),
             ring_entries: self.ring_entries,
+            driver,
             pin_workers: self.pin_workers,
             registered_buffers: self.registered_buffers,
         });
@@ -218,6 +234,7 @@ impl ServerBuilder {
             shutdown: shutdown_tx,
             threads,
             stats,
+            driver,
         };
         for _ in 0..handle.threads.len() {
             match ready_rx.recv() {
@@ -242,9 +259,15 @@ pub struct ServerHandle {
     shutdown: tokio::sync::watch::Sender<Option<Duration>>,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<ServerStats>,
+    driver: Driver,
 }
 
 impl ServerHandle {
+    /// The driver the workers run on: [`Driver::Uring`] or [`Driver::Tokio`].
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
     /// The address the workers listen on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -50,13 +50,15 @@ impl UringRuntime {
     /// Runs `future` to completion on this thread. Tasks it spawns with
     /// `tokio_uring::spawn` (or `tokio::task::spawn_local`) run on this runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.inner.block_on(future)
+        super::executor::with_active(super::transport::Driver::Uring, || {
+            self.inner.block_on(future)
+        })
     }
 }
 
-/// Runs `future` on a new io_uring runtime on this thread: the client-side counterpart of
-/// `tokio_uring::start` that returns an error instead of panicking where io_uring is
-/// refused.
+/// Runs `future` on a new runtime on this thread: io_uring where the kernel allows it,
+/// otherwise tokio (with one line on stderr); see
+/// [`start_with`](super::executor::start_with) to choose.
 pub fn start<F: Future>(future: F) -> Result<F::Output, Error> {
-    Ok(UringRuntime::new(DEFAULT_RING_ENTRIES)?.block_on(future))
+    super::executor::start_with(super::transport::Driver::Auto, future)
 }

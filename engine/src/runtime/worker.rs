@@ -12,32 +12,31 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::sync::watch;
-use tokio_uring::net::{TcpListener, TcpStream};
 
 use super::buffers::ReadPool;
 use super::driver;
 use super::error::Error;
+use super::executor::LocalRuntime;
 use super::handshake_io::{read_more, write_all};
 use super::notify::LocalNotify;
 use super::server::{ServerShared, ServerStats};
 use super::socket::{Inner, WebSocket};
-use super::uring::UringRuntime;
+use super::transport::{Acceptor, Driver, Transport};
 use crate::proto::close::CloseCode;
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{Accept, Reject, Request, ServerHandshake};
 use crate::proto::role::Role;
 
 /// A connection the worker knows of, for graceful shutdown.
-struct Entry {
-    stream: Rc<TcpStream>,
+struct Entry<T> {
+    stream: Rc<T>,
     /// Set once the handshake completed.
     inner: Option<Rc<Inner>>,
 }
 
 /// The worker's connections.
-#[derive(Default)]
-struct Registry {
-    entries: RefCell<HashMap<u64, Entry>>,
+struct Registry<T> {
+    entries: RefCell<HashMap<u64, Entry<T>>>,
     next_id: Cell<u64>,
     /// WebSocket connections open (past the handshake).
     open: Cell<usize>,
@@ -45,8 +44,20 @@ struct Registry {
     changed: LocalNotify,
 }
 
-impl Registry {
-    fn insert(&self, stream: Rc<TcpStream>) -> u64 {
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Registry {
+            entries: RefCell::default(),
+            next_id: Cell::default(),
+            open: Cell::default(),
+            shutting_down: Cell::default(),
+            changed: LocalNotify::default(),
+        }
+    }
+}
+
+impl<T> Registry<T> {
+    fn insert(&self, stream: Rc<T>) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         self.entries.borrow_mut().insert(
@@ -83,7 +94,7 @@ pub(crate) fn run(
     {
         core_affinity::set_for_current(cores[index % cores.len()]);
     }
-    let runtime = match UringRuntime::new(shared.ring_entries) {
+    let runtime = match LocalRuntime::new(shared.driver, shared.ring_entries) {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -99,7 +110,24 @@ pub(crate) fn run(
             return;
         }
     };
+    let driver = runtime.driver();
     runtime.block_on(async move {
+        if driver == Driver::Tokio {
+            let listener = match listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+            {
+                Ok(listener) => listener,
+                Err(e) => {
+                    let _ = ready.send(Err(e.into()));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            // Registered buffers are io_uring's; the tokio driver reads ordinarily.
+            serve(listener, control, shared, shutdown, None).await;
+            return;
+        }
         let read_pool = match shared.registered_buffers {
             None => None,
             Some((count, size)) => match ReadPool::register(count, size) {
@@ -113,20 +141,20 @@ pub(crate) fn run(
                 }
             },
         };
-        let listener = TcpListener::from_std(listener);
+        let listener = tokio_uring::net::TcpListener::from_std(listener);
         let _ = ready.send(Ok(()));
         serve(listener, control, shared, shutdown, read_pool).await;
     });
 }
 
-async fn serve(
-    listener: TcpListener,
+async fn serve<A: Acceptor>(
+    listener: A,
     control: std::net::TcpListener,
     shared: Arc<ServerShared>,
     mut shutdown: watch::Receiver<Option<Duration>>,
     read_pool: Option<Rc<ReadPool>>,
 ) {
-    let registry = Rc::new(Registry::default());
+    let registry = Rc::new(Registry::<A::Stream>::default());
     let grace = loop {
         if let Some(grace) = *shutdown.borrow_and_update() {
             break grace;
@@ -136,7 +164,7 @@ async fn serve(
                 Ok((stream, peer)) => {
                     ServerStats::add(&shared.stats.accepted, 1);
                     let id = registry.insert(Rc::new(stream));
-                    tokio_uring::spawn(connection(
+                    tokio::task::spawn_local(connection(
                         id,
                         peer,
                         registry.clone(),
@@ -181,7 +209,7 @@ async fn serve(
     }
     // Past the grace period: end what is left. Shutting a socket ends its in-flight reads
     // and writes, and its tasks then finish.
-    let streams: Vec<Rc<TcpStream>> = registry
+    let streams: Vec<Rc<A::Stream>> = registry
         .entries
         .borrow()
         .values()
@@ -201,10 +229,10 @@ async fn serve(
 }
 
 /// One accepted TCP connection: the opening handshake, then the application's handler.
-async fn connection(
+async fn connection<T: Transport>(
     id: u64,
     peer: SocketAddr,
-    registry: Rc<Registry>,
+    registry: Rc<Registry<T>>,
     shared: Arc<ServerShared>,
     read_pool: Option<Rc<ReadPool>>,
 ) {
@@ -212,30 +240,30 @@ async fn connection(
         Some(entry) => entry.stream.clone(),
         None => return,
     };
-    let _ = stream.set_nodelay(true);
-    let handshake = tokio::time::timeout(shared.handshake_timeout, handshake(&stream, &shared));
+    let _ = stream.set_nodelay();
+    let handshake = tokio::time::timeout(shared.handshake_timeout, handshake(&*stream, &shared));
     let (request, response, leftover) = match handshake.await {
         Ok(Ok(done)) => done,
         Ok(Err(rejection)) => {
             if let Some(response) = rejection {
-                let _ = write_all(&stream, response).await;
+                let _ = write_all(&*stream, response).await;
             }
-            reject(id, &stream, &registry, &shared);
+            reject(id, &*stream, &registry, &shared);
             return;
         }
         Err(_elapsed) => {
-            reject(id, &stream, &registry, &shared);
+            reject(id, &*stream, &registry, &shared);
             return;
         }
     };
     if registry.shutting_down.get() || registry.open.get() >= shared.max_connections_per_worker {
         let response = Reject::new(503, "server at capacity or shutting down").to_response();
-        let _ = write_all(&stream, response).await;
-        reject(id, &stream, &registry, &shared);
+        let _ = write_all(&*stream, response).await;
+        reject(id, &*stream, &registry, &shared);
         return;
     }
-    if write_all(&stream, response).await.is_err() {
-        reject(id, &stream, &registry, &shared);
+    if write_all(&*stream, response).await.is_err() {
+        reject(id, &*stream, &registry, &shared);
         return;
     }
     // The handshake buffer goes with the connection only if frames arrived in it; an
@@ -264,13 +292,13 @@ async fn connection(
     driver::spawn(inner.clone(), stream, on_finish);
     // The handler gets a task of its own, so that this task (sized for the handshake)
     // ends here instead of living as long as the connection.
-    tokio_uring::spawn((shared.handler)(
+    tokio::task::spawn_local((shared.handler)(
         WebSocket::new(inner, Role::Server),
         request,
     ));
 }
 
-fn reject(id: u64, stream: &TcpStream, registry: &Registry, shared: &ServerShared) {
+fn reject<T: Transport>(id: u64, stream: &T, registry: &Registry<T>, shared: &ServerShared) {
     let _ = stream.shutdown(Shutdown::Both);
     registry.remove(id);
     shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -278,8 +306,8 @@ fn reject(id: u64, stream: &TcpStream, registry: &Registry, shared: &ServerShare
 
 /// Reads and answers the upgrade request. `Err(Some(response))`: reject with that HTTP
 /// response; `Err(None)`: the peer went away.
-async fn handshake(
-    stream: &TcpStream,
+async fn handshake<T: Transport>(
+    stream: &T,
     shared: &ServerShared,
 ) -> Result<(Request, Vec<u8>, BytesMut), Option<Vec<u8>>> {
     let mut parser = ServerHandshake::new(shared.handshake_limits.clone());

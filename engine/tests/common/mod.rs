@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use wsengine::runtime::{Server, ServerBuilder, ServerHandle, WebSocket};
+use wsengine::runtime::{Driver, Server, ServerBuilder, ServerHandle, WebSocket};
 
 /// The RFC 6455 §1.3 example key and the accept value it must produce.
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -72,11 +72,33 @@ pub fn reset(s: TcpStream) {
     drop(s);
 }
 
+/// The driver the socket tests run on: `WSENGINE_TEST_DRIVER` (`uring`, `tokio` or
+/// `auto`, the default). `scripts/test.sh` runs them on each.
+pub fn test_driver() -> Driver {
+    std::env::var("WSENGINE_TEST_DRIVER")
+        .ok()
+        .map(|d| {
+            d.parse()
+                .expect("WSENGINE_TEST_DRIVER: auto, uring or tokio")
+        })
+        .unwrap_or_default()
+}
+
+/// A server builder on a free port of 127.0.0.1 on [`test_driver`].
+pub fn builder() -> ServerBuilder {
+    Server::builder("127.0.0.1:0".parse().unwrap())
+        .pin_workers(false)
+        .driver(test_driver())
+}
+
 /// A builder for one unpinned worker on a free port of 127.0.0.1.
 pub fn one_worker() -> ServerBuilder {
-    Server::builder("127.0.0.1:0".parse().unwrap())
-        .workers(1)
-        .pin_workers(false)
+    builder().workers(1)
+}
+
+/// Runs `future` on a client runtime of [`test_driver`] on this thread.
+pub fn run_client<F: std::future::Future>(future: F) -> F::Output {
+    wsengine::runtime::start_with(test_driver(), future).expect("a runtime")
 }
 
 /// Starts `builder` as an echo server: every message goes back as it came.

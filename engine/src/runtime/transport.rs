@@ -1,0 +1,212 @@
+//! The byte streams a connection's tasks drive: a TCP socket on io_uring, or on tokio's
+//! epoll reactor where the kernel refuses io_uring.
+//!
+//! The interface is io_uring's: buffers are handed over and handed back with the result
+//! (a ring owns a buffer while an operation is in flight), which a readiness-based stream
+//! can offer just as well by filling the buffer in place once the socket is ready. So the
+//! reader, the writer, the handshake and the accept loop are written once, generic over
+//! [`Transport`], and no protocol code knows which driver moves its bytes.
+
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, SocketAddr};
+
+use bytes::{Bytes, BytesMut};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::buf::fixed::FixedBuf;
+
+/// Which IO driver runs the sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Driver {
+    /// io_uring where the kernel allows it, otherwise tokio (with one line on stderr).
+    #[default]
+    Auto,
+    /// io_uring only: fail with [`Error::UringUnavailable`](super::Error::UringUnavailable)
+    /// where the kernel refuses rings.
+    Uring,
+    /// tokio's epoll reactor, even where io_uring works.
+    Tokio,
+}
+
+impl Driver {
+    /// `"auto"`, `"uring"` or `"tokio"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Auto => "auto",
+            Driver::Uring => "uring",
+            Driver::Tokio => "tokio",
+        }
+    }
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Driver::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(Driver::Uring),
+            "tokio" | "epoll" => Ok(Driver::Tokio),
+            other => Err(format!("unknown driver {other:?}: auto, uring or tokio")),
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A connected byte stream, used from the tasks of one thread.
+pub(crate) trait Transport: 'static {
+    /// Reads into the spare capacity of `buf` (appending); returns it with the count, 0 at
+    /// end of stream.
+    async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut);
+
+    /// Writes from the front of `chunks` in one `write` (one chunk) or `writev` (at most
+    /// 1024 of them); returns them with the count written, which may be partial.
+    async fn write(&self, chunks: Vec<Bytes>) -> (io::Result<usize>, Vec<Bytes>);
+
+    /// Reads into a registered buffer of the worker's pool. Only io_uring has them; the
+    /// others are never given a pool.
+    async fn read_registered(&self, buf: FixedBuf) -> (io::Result<usize>, FixedBuf) {
+        (Err(io::ErrorKind::Unsupported.into()), buf)
+    }
+
+    /// Shuts down one or both directions; ends the operations in flight.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+
+    /// Disables Nagle's algorithm: frames leave as soon as they are written.
+    fn set_nodelay(&self) -> io::Result<()>;
+
+    /// Writes all of `bytes` (handshake responses).
+    async fn write_all(&self, bytes: Vec<u8>) -> io::Result<()> {
+        let mut chunks = vec![Bytes::from(bytes)];
+        while !chunks.is_empty() {
+            let (result, mut back) = self.write(std::mem::take(&mut chunks)).await;
+            let mut written = result?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            back.retain_mut(|chunk| {
+                let n = written.min(chunk.len());
+                written -= n;
+                bytes::Buf::advance(chunk, n);
+                !chunk.is_empty()
+            });
+            chunks = back;
+        }
+        Ok(())
+    }
+}
+
+/// A listening socket of one worker.
+pub(crate) trait Acceptor: 'static {
+    /// The streams it accepts.
+    type Stream: Transport;
+
+    /// The next connection.
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)>;
+}
+
+impl Transport for tokio_uring::net::TcpStream {
+    async fn read(&self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (result, slice) = tokio_uring::net::TcpStream::read(self, buf.slice(len..cap)).await;
+        (result, slice.into_inner())
+    }
+
+    async fn write(&self, mut chunks: Vec<Bytes>) -> (io::Result<usize>, Vec<Bytes>) {
+        if chunks.len() == 1
+            && let Some(chunk) = chunks.pop()
+        {
+            let (result, chunk) = tokio_uring::net::TcpStream::write(self, chunk)
+                .submit()
+                .await;
+            chunks.push(chunk);
+            return (result, chunks);
+        }
+        if chunks.len() <= IOV_MAX {
+            return self.writev(chunks).await;
+        }
+        let rest = chunks.split_off(IOV_MAX);
+        let (result, mut chunks) = self.writev(chunks).await;
+        chunks.extend(rest);
+        (result, chunks)
+    }
+
+    async fn read_registered(&self, buf: FixedBuf) -> (io::Result<usize>, FixedBuf) {
+        self.read_fixed(buf).await
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        tokio_uring::net::TcpStream::shutdown(self, how)
+    }
+
+    fn set_nodelay(&self) -> io::Result<()> {
+        tokio_uring::net::TcpStream::set_nodelay(self, true)
+    }
+}
+
+impl Acceptor for tokio_uring::net::TcpListener {
+    type Stream = tokio_uring::net::TcpStream;
+
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        tokio_uring::net::TcpListener::accept(self).await
+    }
+}
+
+/// The most buffers one `writev` takes (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+impl Transport for tokio::net::TcpStream {
+    async fn read(&self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        loop {
+            if let Err(e) = self.readable().await {
+                return (Err(e), buf);
+            }
+            match self.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return (result, buf),
+            }
+        }
+    }
+
+    async fn write(&self, chunks: Vec<Bytes>) -> (io::Result<usize>, Vec<Bytes>) {
+        loop {
+            if let Err(e) = self.writable().await {
+                return (Err(e), chunks);
+            }
+            let result = if chunks.len() == 1 {
+                self.try_write(&chunks[0])
+            } else {
+                let slices: Vec<IoSlice<'_>> = chunks
+                    .iter()
+                    .take(IOV_MAX)
+                    .map(|c| IoSlice::new(c))
+                    .collect();
+                self.try_write_vectored(&slices)
+            };
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return (result, chunks),
+            }
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        socket2::SockRef::from(self).shutdown(how)
+    }
+
+    fn set_nodelay(&self) -> io::Result<()> {
+        tokio::net::TcpStream::set_nodelay(self, true)
+    }
+}
+
+impl Acceptor for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        tokio::net::TcpListener::accept(self).await
+    }
+}

@@ -1,4 +1,4 @@
-//! The two tasks that move a connection's bytes over io_uring: the reader and the writer.
+//! The two tasks that move a connection's bytes on either driver: the reader and the writer.
 //!
 //! Reader: read into the spare capacity of the core's receive buffer (no copy; a
 //! single-frame message is then a `Bytes` view of that buffer), run the core, put messages

@@ -40,10 +40,10 @@ fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "FAIL: $1"; }
 
 install_tools() {
   step "installing third-party test tools (if missing)"
-  if [ ! -x /usr/bin/chromium ]; then
+  if [ ! -x /usr/bin/chromium ] || ! command -v curl >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
+    apt-get install -y -qq chromium curl >/dev/null
   fi
   if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
     python3 -m venv "$VENV"
@@ -114,6 +114,24 @@ run_interop() {
     interop_on "$driver"
   done
   fallback_checks
+  axum_checks
+}
+
+# The axum example (engine/examples/axum_echo.rs): its page, and its wsengine route driven
+# by the Python websockets client and ours.
+axum_checks() {
+  step "the axum example: a page and a wsengine WebSocket route inside axum"
+  local port out="$TMP/axum.out"
+  port="$(free_port)"
+  "$BIN"/examples/axum_echo "127.0.0.1:$port" >"$out" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
+  if curl -sf "http://127.0.0.1:$port/" | grep -q "new WebSocket"; then pass "axum example serves its page"; else fail "axum example serves its page"; fi
+  if timeout 120 "$VENV/bin/python" tests/interop/python_client.py "ws://127.0.0.1:$port/ws"; then pass "python websockets client vs the axum example"; else fail "python websockets client vs the axum example"; fi
+  if timeout 120 "$BIN"/examples/echo_check "ws://127.0.0.1:$port/ws"; then pass "our client vs the axum example"; else fail "our client vs the axum example"; fi
+  if curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ws" | grep -q 426; then pass "axum example answers a plain GET on /ws with 426"; else fail "axum example answers a plain GET on /ws with 426"; fi
+  kill "$pid" 2>/dev/null || true
 }
 
 # The third-party peers against bench-server and our client, on one driver.

@@ -14,6 +14,7 @@
 //! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
 //! | [`transport`] | the byte streams of both drivers behind one interface |
+//! | `upgrade` | taking over an upgrade request in a hyper or axum service (feature `hyper`) |
 //! | [`options`] | per-connection settings |
 //! | [`error`] | the runtime's error type |
 
@@ -29,6 +30,8 @@ pub mod options;
 pub mod server;
 pub mod socket;
 pub mod transport;
+#[cfg(feature = "hyper")]
+pub mod upgrade;
 pub mod uring;
 mod worker;
 

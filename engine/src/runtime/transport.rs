@@ -210,3 +210,93 @@ impl Acceptor for tokio::net::TcpListener {
         tokio::net::TcpListener::accept(self).await
     }
 }
+
+#[cfg(feature = "hyper")]
+/// Any tokio stream (`AsyncRead + AsyncWrite`), such as a connection hyper hands over
+/// after an upgrade: the reader and the writer each take their half.
+///
+/// Such a stream has no synchronous shutdown, so [`Transport::shutdown`] ends a pending
+/// read at once (as a socket shutdown would) and shuts the write half down in a task.
+pub(crate) struct IoStream<S>(std::rc::Rc<IoHalves<S>>);
+
+#[cfg(feature = "hyper")]
+pub(crate) struct IoHalves<S> {
+    reader: tokio::sync::Mutex<tokio::io::ReadHalf<S>>,
+    writer: tokio::sync::Mutex<tokio::io::WriteHalf<S>>,
+    /// Set by a shutdown of the read side: reads end (as at end of stream).
+    read_closed: std::cell::Cell<bool>,
+    read_closing: tokio::sync::Notify,
+}
+
+#[cfg(feature = "hyper")]
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite> IoStream<S> {
+    /// Splits `stream` into its halves.
+    pub(crate) fn new(stream: S) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        IoStream(std::rc::Rc::new(IoHalves {
+            reader: tokio::sync::Mutex::new(reader),
+            writer: tokio::sync::Mutex::new(writer),
+            read_closed: std::cell::Cell::new(false),
+            read_closing: tokio::sync::Notify::new(),
+        }))
+    }
+}
+
+#[cfg(feature = "hyper")]
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + 'static> Transport for IoStream<S> {
+    async fn read(&self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        use tokio::io::AsyncReadExt;
+        let mut reader = self.0.reader.lock().await;
+        // Checked after the lock's await, and nothing awaits between here and the select
+        // (one thread): a shutdown cannot slip in unseen.
+        if self.0.read_closed.get() {
+            return (Ok(0), buf);
+        }
+        let result = tokio::select! {
+            result = reader.read_buf(&mut buf) => result,
+            _ = self.0.read_closing.notified() => Ok(0),
+        };
+        (result, buf)
+    }
+
+    async fn write(&self, chunks: Vec<Bytes>) -> (io::Result<usize>, Vec<Bytes>) {
+        use tokio::io::AsyncWriteExt;
+        let mut writer = self.0.writer.lock().await;
+        let result = if chunks.len() == 1 {
+            writer.write(&chunks[0]).await
+        } else {
+            let slices: Vec<IoSlice<'_>> = chunks
+                .iter()
+                .take(IOV_MAX)
+                .map(|c| IoSlice::new(c))
+                .collect();
+            writer.write_vectored(&slices).await
+        };
+        let result = match result {
+            Ok(n) => writer.flush().await.map(|()| n),
+            Err(e) => Err(e),
+        };
+        (result, chunks)
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.0.read_closed.set(true);
+            self.0.read_closing.notify_waiters();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            let halves = self.0.clone();
+            tokio::task::spawn_local(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = halves.writer.lock().await.shutdown().await;
+            });
+        }
+        Ok(())
+    }
+
+    fn set_nodelay(&self) -> io::Result<()> {
+        // Not reachable through a generic stream; the server that accepted it sets it
+        // (e.g. `axum::serve(..).tcp_nodelay(true)`).
+        Ok(())
+    }
+}

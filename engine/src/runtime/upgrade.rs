@@ -1,0 +1,307 @@
+//! Taking over a WebSocket upgrade inside a hyper 1.x or axum service.
+//!
+//! Most Rust services already run hyper (often under axum); this lets one route become a
+//! wsengine WebSocket without a second listener. The request is checked by the same
+//! sans-IO handshake as our own server's (RFC 6455 §4.2.1, the origin hook, subprotocol
+//! choice), so a request is accepted or refused with the same status either way. hyper
+//! then hands over the connection, including any bytes it had already read past the
+//! request, and the connection runs on wsengine's core like any other.
+//!
+//! The [`WebSocket`] handle is `!Send` (its tasks share state without locks), while hyper
+//! and axum run on a multi-threaded runtime. So the connection and the application's
+//! handler run on a small pool of threads, one per CPU, each a current-thread runtime
+//! with its connections' tasks local to it: the handler's future need not be `Send`, as
+//! on our own server, but the closure that makes it must be.
+//!
+//! ```rust,ignore
+//! async fn ws(mut request: axum::extract::Request) -> axum::response::Response {
+//!     match Upgrader::new().upgrade(&mut request) {
+//!         Ok((response, pending)) => {
+//!             pending.serve(|ws, _request| async move {
+//!                 while let Ok(message) = ws.recv().await {
+//!                     if ws.send(message).await.is_err() { break; }
+//!                 }
+//!             });
+//!             response.into_response()
+//!         }
+//!         Err(refusal) => refusal.into_response(),
+//!     }
+//! }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::Full;
+
+use super::driver;
+use super::options::SocketOptions;
+use super::server::HandshakeHook;
+use super::socket::{Inner, WebSocket};
+use super::transport::IoStream;
+use crate::proto::connection::Connection;
+use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request, ServerHandshake};
+use crate::proto::role::Role;
+
+/// An HTTP response for hyper or axum: the 101 that completes an upgrade, or a refusal.
+pub type HttpResponse = http::Response<Full<Bytes>>;
+
+/// Answers upgrade requests inside a hyper or axum service. Cheap to clone; build one
+/// and share it.
+#[derive(Clone, Default)]
+pub struct Upgrader {
+    options: SocketOptions,
+    limits: HandshakeLimits,
+    on_handshake: Option<Arc<HandshakeHook>>,
+}
+
+impl std::fmt::Debug for Upgrader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgrader")
+            .field("options", &self.options)
+            .field("on_handshake", &self.on_handshake.is_some())
+            .finish()
+    }
+}
+
+impl Upgrader {
+    /// Default settings; every valid request is accepted without a subprotocol.
+    pub fn new() -> Self {
+        Upgrader::default()
+    }
+
+    /// Per-connection settings (protocol limits, backpressure, keepalive), as on
+    /// [`ServerBuilder::socket_options`](super::ServerBuilder::socket_options).
+    pub fn socket_options(mut self, options: SocketOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Size limits of the upgrade request (431 past them).
+    pub fn handshake_limits(mut self, limits: HandshakeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Decides on each request: origin checks, authentication, subprotocol choice; as
+    /// [`ServerBuilder::on_handshake`](super::ServerBuilder::on_handshake).
+    pub fn on_handshake<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Request) -> Result<Accept, Reject> + Send + Sync + 'static,
+    {
+        self.on_handshake = Some(Arc::new(hook));
+        self
+    }
+
+    /// Checks `request` and answers it. `Ok`: the 101 response for the service to
+    /// return, and the connection to [`serve`](PendingWebSocket::serve) once hyper hands
+    /// it over. `Err`: the refusal to return instead (400, 403, 426, 431, ..., as our own
+    /// server would answer).
+    // The refusal is the response the service returns at once: a box would only add an
+    // allocation on the way to hyper.
+    #[allow(clippy::result_large_err)]
+    pub fn upgrade<B>(
+        &self,
+        request: &mut http::Request<B>,
+    ) -> Result<(HttpResponse, PendingWebSocket), HttpResponse> {
+        if request.version() != http::Version::HTTP_11 {
+            // RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request (RFC 8441's
+            // HTTP/2 CONNECT is not supported).
+            return Err(to_http(
+                &Reject::new(426, "WebSocket needs HTTP/1.1").to_response(),
+            ));
+        }
+        let mut head = BytesMut::from(request_head(request).as_slice());
+        let parsed = match ServerHandshake::new(self.limits.clone()).parse(&mut head) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => {
+                return Err(to_http(
+                    &Reject::new(400, "incomplete request").to_response(),
+                ));
+            }
+            Err(e) => return Err(to_http(&e.to_response())),
+        };
+        let accept = match &self.on_handshake {
+            None => Accept::new(),
+            Some(hook) => hook(&parsed).map_err(|reject| to_http(&reject.to_response()))?,
+        };
+        let response = parsed
+            .accept_response(&accept)
+            .map_err(|e| to_http(&e.to_response()))?;
+        let pending = PendingWebSocket {
+            on_upgrade: hyper::upgrade::on(request),
+            request: parsed,
+            options: self.options.clone(),
+            peer_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        Ok((to_http(&response), pending))
+    }
+}
+
+/// An accepted upgrade whose connection hyper has not handed over yet.
+pub struct PendingWebSocket {
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    request: Request,
+    options: SocketOptions,
+    peer_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for PendingWebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingWebSocket")
+            .field("peer_addr", &self.peer_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingWebSocket {
+    /// The peer's address, for [`WebSocket::peer_addr`] (hyper does not pass it on;
+    /// axum has it as `ConnectInfo`). Default `0.0.0.0:0`.
+    pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.peer_addr = addr;
+        self
+    }
+
+    /// Runs `handler` with the WebSocket once hyper hands over the connection, on a
+    /// thread of wsengine's pool (see the module docs); returns at once. If the client
+    /// goes away before the upgrade completes, `handler` is not called.
+    pub fn serve<H, F>(self, handler: H)
+    where
+        H: FnOnce(WebSocket, Request) -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        let PendingWebSocket {
+            on_upgrade,
+            request,
+            options,
+            peer_addr,
+        } = self;
+        pool().spawn_pinned(move || async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let stream = Rc::new(IoStream::new(hyper_util::rt::TokioIo::new(upgraded)));
+            // Bytes hyper read past the request are inside `upgraded`: they are read first.
+            let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new());
+            let inner = Rc::new(Inner::new(conn, options, peer_addr, None));
+            driver::spawn(inner.clone(), stream, || {});
+            handler(WebSocket::new(inner, Role::Server), request).await;
+        });
+    }
+}
+
+/// The pool that runs upgraded connections: one thread per CPU, made on first use.
+fn pool() -> &'static tokio_util::task::LocalPoolHandle {
+    static POOL: OnceLock<tokio_util::task::LocalPoolHandle> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio_util::task::LocalPoolHandle::new(threads)
+    })
+}
+
+/// The request's head as it came on the wire (HTTP/1.1), for the core's parser.
+fn request_head<B>(request: &http::Request<B>) -> Vec<u8> {
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(request.method().as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// A response the core wrote as bytes, as an `http::Response` (hyper sets the length).
+fn to_http(bytes: &[u8]) -> HttpResponse {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let body_at = match parsed.parse(bytes) {
+        Ok(httparse::Status::Complete(at)) => at,
+        // The core's own responses always parse; this is a fallback, not a path.
+        _ => return internal_error(),
+    };
+    let mut response = http::Response::builder().status(parsed.code.unwrap_or(500));
+    for header in parsed.headers.iter() {
+        if !header.name.eq_ignore_ascii_case("content-length") {
+            response = response.header(header.name, header.value);
+        }
+    }
+    response
+        .body(Full::new(Bytes::copy_from_slice(&bytes[body_at..])))
+        .unwrap_or_else(|_| internal_error())
+}
+
+fn internal_error() -> HttpResponse {
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: http::Version, key: Option<&str>) -> http::Request<()> {
+        let mut builder = http::Request::get("/chat?room=1")
+            .version(version)
+            .header("host", "example.com")
+            .header("upgrade", "websocket")
+            .header("connection", "keep-alive, Upgrade")
+            .header("sec-websocket-version", "13")
+            .header("origin", "https://example.com")
+            .header("sec-websocket-protocol", "chat, superchat");
+        if let Some(key) = key {
+            builder = builder.header("sec-websocket-key", key);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_valid_request_gets_101_with_the_rfc_accept_key() {
+        let upgrader = Upgrader::new().on_handshake(|r| {
+            assert_eq!(r.uri(), "/chat?room=1");
+            assert_eq!(r.origin(), Some("https://example.com"));
+            Ok(Accept::new().protocol("chat"))
+        });
+        let mut req = request(http::Version::HTTP_11, Some("dGhlIHNhbXBsZSBub25jZQ=="));
+        let (response, _pending) = upgrader.upgrade(&mut req).unwrap();
+        assert_eq!(response.status(), 101);
+        let h = response.headers();
+        assert_eq!(h["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(h["sec-websocket-protocol"], "chat");
+        assert!(
+            h["upgrade"]
+                .to_str()
+                .unwrap()
+                .eq_ignore_ascii_case("websocket")
+        );
+    }
+
+    #[test]
+    fn refusals_carry_the_same_status_as_our_server() {
+        let upgrader = Upgrader::new();
+        let mut no_key = request(http::Version::HTTP_11, None);
+        assert_eq!(upgrader.upgrade(&mut no_key).unwrap_err().status(), 400);
+        let mut http10 = request(http::Version::HTTP_10, Some("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert_eq!(upgrader.upgrade(&mut http10).unwrap_err().status(), 426);
+        let mut bad_version = request(http::Version::HTTP_11, Some("dGhlIHNhbXBsZSBub25jZQ=="));
+        bad_version
+            .headers_mut()
+            .insert("sec-websocket-version", "8".parse().unwrap());
+        let refusal = upgrader.upgrade(&mut bad_version).unwrap_err();
+        assert_eq!(refusal.status(), 426);
+        assert_eq!(refusal.headers()["sec-websocket-version"], "13");
+        let picky = Upgrader::new().on_handshake(|_| Err(Reject::new(403, "origin not allowed")));
+        let mut ok = request(http::Version::HTTP_11, Some("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert_eq!(picky.upgrade(&mut ok).unwrap_err().status(), 403);
+    }
+}

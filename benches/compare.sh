@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end comparison: wsengine's bench-server, a tokio-tungstenite echo server, a
+# End-to-end comparison: wsengine's bench-server (on io_uring, and on its tokio driver as
+# wsengine-tokio), a tokio-tungstenite echo server, a
 # fastwebsockets echo server, and a raw TCP echo server (no framing: the ceiling), each
 # loaded by `load` in the same session, alternating, twice. Servers run on CPU 0, load on
 # CPU 1 (taskset). Prints a table of messages/s, MB/s, p50/p99 latency and the server's
@@ -22,7 +23,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 cargo build --release -q -p bench-server -p load -p wsengine-benches --bins
 
-SERVERS=(wsengine tokio-tungstenite fastwebsockets raw-tcp)
+SERVERS=(wsengine wsengine-tokio tokio-tungstenite fastwebsockets raw-tcp)
 SCENARIOS=(
   "--connections 100 --size 20 --pipeline 1"
   "--connections 100 --size 20 --pipeline 8"
@@ -34,7 +35,8 @@ SCENARIOS=(
 start_server() { # name -> sets SERVER_PID, SERVER_URL
   local cmd
   case "$1" in
-    wsengine) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1) ;;
+    wsengine) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver uring) ;;
+    wsengine-tokio) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver tokio) ;;
     tokio-tungstenite) cmd=("$BIN/tungstenite_echo" 127.0.0.1:0) ;;
     fastwebsockets) cmd=("$BIN/fastwebsockets_echo" 127.0.0.1:0) ;;
     raw-tcp) cmd=("$BIN/tcp_echo" 127.0.0.1:0) ;;
@@ -70,7 +72,7 @@ import json, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1])]
 scenarios = sys.argv[2:]
-servers = ["wsengine", "tokio-tungstenite", "fastwebsockets", "raw-tcp"]
+servers = ["wsengine", "wsengine-tokio", "tokio-tungstenite", "fastwebsockets", "raw-tcp"]
 by = defaultdict(list)
 for r in rows:
     by[(r["scenario"], r["server"])].append(r)

@@ -159,6 +159,15 @@ impl Acceptor for tokio_uring::net::TcpListener {
 /// The most buffers one `writev` takes (Linux's `IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
+/// The first [`IOV_MAX`] chunks, for a vectored write.
+fn io_slices(chunks: &[Bytes]) -> Vec<IoSlice<'_>> {
+    chunks
+        .iter()
+        .take(IOV_MAX)
+        .map(|c| IoSlice::new(c))
+        .collect()
+}
+
 impl Transport for tokio::net::TcpStream {
     async fn read(&self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
         loop {
@@ -180,12 +189,7 @@ impl Transport for tokio::net::TcpStream {
             let result = if chunks.len() == 1 {
                 self.try_write(&chunks[0])
             } else {
-                let slices: Vec<IoSlice<'_>> = chunks
-                    .iter()
-                    .take(IOV_MAX)
-                    .map(|c| IoSlice::new(c))
-                    .collect();
-                self.try_write_vectored(&slices)
+                self.try_write_vectored(&io_slices(&chunks))
             };
             match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -265,12 +269,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + 'static> Transport for Io
         let result = if chunks.len() == 1 {
             writer.write(&chunks[0]).await
         } else {
-            let slices: Vec<IoSlice<'_>> = chunks
-                .iter()
-                .take(IOV_MAX)
-                .map(|c| IoSlice::new(c))
-                .collect();
-            writer.write_vectored(&slices).await
+            writer.write_vectored(&io_slices(&chunks)).await
         };
         let result = match result {
             Ok(n) => writer.flush().await.map(|()| n),

@@ -13,11 +13,12 @@ use bytes::BytesMut;
 
 use super::driver;
 use super::error::Error;
+use super::executor::Driver;
 use super::executor::current_driver;
 use super::handshake_io::{read_more, write_all};
 use super::options::SocketOptions;
 use super::socket::{Inner, WebSocket};
-use super::transport::{Driver, Transport};
+use super::transport::Transport;
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{ClientRequest, HandshakeLimits, Response};
 use crate::proto::role::Role;

@@ -13,10 +13,10 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::socket::{End, Inner};
-use super::transport::Transport;
+use super::transport::{Transport, consume};
 use crate::proto::connection::{Event, State};
 
 /// The most a single read asks for, however large the frame in progress.
@@ -104,8 +104,8 @@ fn reading_paused(inner: &Inner) -> bool {
 /// With io_uring a pending read owns its buffer until data arrives, so an idle
 /// connection holds whatever its read was given. Reads are therefore sized by what is
 /// flowing: a connection with nothing buffered whose last read did not fill its buffer
-/// (the socket was drained) reads into the [`IDLE_READ`] bytes left in its receive
-/// buffer, or a fresh buffer of that size; once a read fills its buffer or a frame is in
+/// (the socket was drained) reads into a buffer of at most [`IDLE_READ`] bytes (what is
+/// left of the current one, or a fresh one); once a read fills its buffer or a frame is in
 /// progress, reads get at least [`SocketOptions::read_buffer_size`] and as much as the
 /// frame still needs.
 ///
@@ -122,14 +122,14 @@ async fn read_ordinary<T: Transport>(inner: &Inner, stream: &T) -> std::io::Resu
             IDLE_READ_MIN
         };
         let buf = s.conn.read_buf();
-        if buf.capacity() - buf.len() < want {
-            if flowing {
-                buf.reserve(want);
-            } else {
-                // Nothing buffered: a fresh small buffer rather than growing the old one
-                // (which earlier messages may still share).
-                *buf = BytesMut::with_capacity(IDLE_READ);
-            }
+        let spare = buf.capacity() - buf.len();
+        if !flowing && (spare < want || buf.capacity() > IDLE_READ) {
+            // Nothing buffered: a fresh small buffer, rather than growing the old one
+            // (which earlier messages may still share) or leaving a large one with a
+            // read that may wait for a long time.
+            *buf = BytesMut::with_capacity(IDLE_READ);
+        } else if spare < want {
+            buf.reserve(want);
         }
         std::mem::take(buf)
     };
@@ -285,27 +285,20 @@ async fn write_chunks<T: Transport>(
 ) -> Result<(), WriteError> {
     while !chunks.is_empty() {
         let write = stream.write(std::mem::take(chunks));
-        let (result, mut batch) = match stall {
+        let (result, batch) = match stall {
             None => write.await,
             Some(stall) => tokio::select! {
+                // The write first: one that completes at once (a readiness driver with
+                // room in the socket) never registers the timer.
+                biased;
                 done = write => done,
                 // Dropping the write leaves the operation (and its buffers) with the
                 // ring until the kernel completes it; ending the socket completes it.
                 _ = tokio::time::sleep(stall) => return Err(WriteError::Stalled),
             },
         };
-        let mut written = result.map_err(WriteError::Io)?;
-        if written == 0 {
-            return Err(WriteError::Io(std::io::ErrorKind::WriteZero.into()));
-        }
-        // Drop what was written; keep the unwritten tail (a partial write) in order.
-        batch.retain_mut(|chunk| {
-            let n = written.min(chunk.len());
-            written -= n;
-            chunk.advance(n);
-            !chunk.is_empty()
-        });
         *chunks = batch;
+        consume(chunks, result.map_err(WriteError::Io)?).map_err(WriteError::Io)?;
     }
     Ok(())
 }

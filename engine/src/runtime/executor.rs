@@ -12,8 +12,50 @@ use std::future::Future;
 use std::sync::Once;
 
 use super::error::Error;
-use super::transport::Driver;
 use super::uring::UringRuntime;
+
+/// Which IO driver runs the sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Driver {
+    /// io_uring where the kernel allows it, otherwise tokio (with one line on stderr).
+    #[default]
+    Auto,
+    /// io_uring only: fail with [`Error::UringUnavailable`](super::Error::UringUnavailable)
+    /// where the kernel refuses rings.
+    Uring,
+    /// tokio's epoll reactor, even where io_uring works.
+    Tokio,
+}
+
+impl Driver {
+    /// `"auto"`, `"uring"` or `"tokio"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Auto => "auto",
+            Driver::Uring => "uring",
+            Driver::Tokio => "tokio",
+        }
+    }
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Driver::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(Driver::Uring),
+            "tokio" | "epoll" => Ok(Driver::Tokio),
+            other => Err(format!("unknown driver {other:?}: auto, uring or tokio")),
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 thread_local! {
     /// The driver of the runtime running on this thread, if one of ours is.

@@ -13,7 +13,7 @@
 //! | [`client`] | connecting to a `ws://` URL |
 //! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
-//! | [`transport`] | the byte streams of both drivers behind one interface |
+//! | `transport` | the byte streams of both drivers behind one interface |
 //! | `upgrade` | taking over an upgrade request in a hyper or axum service (feature `hyper`) |
 //! | [`options`] | per-connection settings |
 //! | [`error`] | the runtime's error type |
@@ -29,7 +29,7 @@ mod notify;
 pub mod options;
 pub mod server;
 pub mod socket;
-pub mod transport;
+mod transport;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 pub mod uring;
@@ -37,9 +37,8 @@ mod worker;
 
 pub use client::{ConnectOptions, connect};
 pub use error::Error;
-pub use executor::{LocalRuntime, current_driver, start_with};
+pub use executor::{Driver, LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
 pub use socket::WebSocket;
-pub use transport::Driver;
 pub use uring::{UringRuntime, start};

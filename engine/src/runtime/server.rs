@@ -15,11 +15,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::error::Error;
+use super::executor::Driver;
 use super::executor::resolve;
 use super::listener::bind_reuseport;
 use super::options::SocketOptions;
 use super::socket::WebSocket;
-use super::transport::Driver;
 use super::uring::DEFAULT_RING_ENTRIES;
 use super::worker;
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
@@ -27,6 +27,19 @@ use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
 /// Decides whether to accept an upgrade request: origin checks, authentication and
 /// subprotocol choice happen here.
 pub type HandshakeHook = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
+
+/// Answers a parsed upgrade request: `Ok` with the 101 response, or `Err` with the
+/// refusal the hook (or the handshake's own checks on its choice) gives, as HTTP bytes.
+/// Our server and the hyper upgrade path both answer through here.
+pub(crate) fn answer(hook: Option<&HandshakeHook>, request: &Request) -> Result<Vec<u8>, Vec<u8>> {
+    let accept = match hook {
+        None => Accept::new(),
+        Some(hook) => hook(request).map_err(|reject| reject.to_response())?,
+    };
+    request
+        .accept_response(&accept)
+        .map_err(|e| e.to_response())
+}
 
 /// The application's per-connection handler, boxed.
 pub(crate) type BoxHandler =

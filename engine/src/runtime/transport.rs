@@ -14,49 +14,6 @@ use bytes::{Bytes, BytesMut};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::buf::fixed::FixedBuf;
 
-/// Which IO driver runs the sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Driver {
-    /// io_uring where the kernel allows it, otherwise tokio (with one line on stderr).
-    #[default]
-    Auto,
-    /// io_uring only: fail with [`Error::UringUnavailable`](super::Error::UringUnavailable)
-    /// where the kernel refuses rings.
-    Uring,
-    /// tokio's epoll reactor, even where io_uring works.
-    Tokio,
-}
-
-impl Driver {
-    /// `"auto"`, `"uring"` or `"tokio"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Auto => "auto",
-            Driver::Uring => "uring",
-            Driver::Tokio => "tokio",
-        }
-    }
-}
-
-impl std::str::FromStr for Driver {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Driver::Auto),
-            "uring" | "io_uring" | "io-uring" => Ok(Driver::Uring),
-            "tokio" | "epoll" => Ok(Driver::Tokio),
-            other => Err(format!("unknown driver {other:?}: auto, uring or tokio")),
-        }
-    }
-}
-
-impl std::fmt::Display for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// A connected byte stream, used from the tasks of one thread.
 pub(crate) trait Transport: 'static {
     /// Reads into the spare capacity of `buf` (appending); returns it with the count, 0 at
@@ -83,21 +40,28 @@ pub(crate) trait Transport: 'static {
     async fn write_all(&self, bytes: Vec<u8>) -> io::Result<()> {
         let mut chunks = vec![Bytes::from(bytes)];
         while !chunks.is_empty() {
-            let (result, mut back) = self.write(std::mem::take(&mut chunks)).await;
-            let mut written = result?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            back.retain_mut(|chunk| {
-                let n = written.min(chunk.len());
-                written -= n;
-                bytes::Buf::advance(chunk, n);
-                !chunk.is_empty()
-            });
+            let (result, back) = self.write(std::mem::take(&mut chunks)).await;
             chunks = back;
+            consume(&mut chunks, result?)?;
         }
         Ok(())
     }
+}
+
+/// Drops the `written` bytes a write took from the front of `chunks`, keeping the
+/// unwritten rest (a partial write) in order. A write of nothing is an error: the socket
+/// will take no more.
+pub(crate) fn consume(chunks: &mut Vec<Bytes>, mut written: usize) -> io::Result<()> {
+    if written == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    chunks.retain_mut(|chunk| {
+        let n = written.min(chunk.len());
+        written -= n;
+        bytes::Buf::advance(chunk, n);
+        !chunk.is_empty()
+    });
+    Ok(())
 }
 
 /// A listening socket of one worker.

@@ -39,7 +39,7 @@ use http_body_util::Full;
 
 use super::driver;
 use super::options::SocketOptions;
-use super::server::HandshakeHook;
+use super::server::{HandshakeHook, answer};
 use super::socket::{Inner, WebSocket};
 use super::transport::IoStream;
 use crate::proto::connection::Connection;
@@ -124,13 +124,8 @@ impl Upgrader {
             }
             Err(e) => return Err(to_http(&e.to_response())),
         };
-        let accept = match &self.on_handshake {
-            None => Accept::new(),
-            Some(hook) => hook(&parsed).map_err(|reject| to_http(&reject.to_response()))?,
-        };
-        let response = parsed
-            .accept_response(&accept)
-            .map_err(|e| to_http(&e.to_response()))?;
+        let response =
+            answer(self.on_handshake.as_deref(), &parsed).map_err(|refusal| to_http(&refusal))?;
         let pending = PendingWebSocket {
             on_upgrade: hyper::upgrade::on(request),
             request: parsed,

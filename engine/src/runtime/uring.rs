@@ -50,7 +50,7 @@ impl UringRuntime {
     /// Runs `future` to completion on this thread. Tasks it spawns with
     /// `tokio_uring::spawn` (or `tokio::task::spawn_local`) run on this runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        super::executor::with_active(super::transport::Driver::Uring, || {
+        super::executor::with_active(super::executor::Driver::Uring, || {
             self.inner.block_on(future)
         })
     }
@@ -60,5 +60,5 @@ impl UringRuntime {
 /// otherwise tokio (with one line on stderr); see
 /// [`start_with`](super::executor::start_with) to choose.
 pub fn start<F: Future>(future: F) -> Result<F::Output, Error> {
-    super::executor::start_with(super::transport::Driver::Auto, future)
+    super::executor::start_with(super::executor::Driver::Auto, future)
 }

@@ -16,15 +16,16 @@ use tokio::sync::watch;
 use super::buffers::ReadPool;
 use super::driver;
 use super::error::Error;
+use super::executor::Driver;
 use super::executor::LocalRuntime;
 use super::handshake_io::{read_more, write_all};
 use super::notify::LocalNotify;
-use super::server::{ServerShared, ServerStats};
+use super::server::{ServerShared, ServerStats, answer};
 use super::socket::{Inner, WebSocket};
-use super::transport::{Acceptor, Driver, Transport};
+use super::transport::{Acceptor, Transport};
 use crate::proto::close::CloseCode;
 use crate::proto::connection::Connection;
-use crate::proto::handshake::{Accept, Reject, Request, ServerHandshake};
+use crate::proto::handshake::{Reject, Request, ServerHandshake};
 use crate::proto::role::Role;
 
 /// A connection the worker knows of, for graceful shutdown.
@@ -323,15 +324,8 @@ async fn handshake<T: Transport>(
             Err(e) => return Err(Some(e.to_response())),
         }
     };
-    let accept = match &shared.on_handshake {
-        None => Accept::new(),
-        Some(hook) => match hook(&request) {
-            Ok(accept) => accept,
-            Err(reject) => return Err(Some(reject.to_response())),
-        },
-    };
-    match request.accept_response(&accept) {
+    match answer(shared.on_handshake.as_deref(), &request) {
         Ok(response) => Ok((request, response, buf)),
-        Err(e) => Err(Some(e.to_response())),
+        Err(refusal) => Err(Some(refusal)),
     }
 }

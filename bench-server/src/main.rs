@@ -114,8 +114,8 @@ fn main() -> ExitCode {
     options.protocol.max_frame_size = args.max_message_size;
     options.max_send_queue = args.max_send_queue;
     options.read_buffer_size = args.read_buffer_size;
-    options.ping_interval = seconds(args.ping_interval);
-    options.idle_timeout = seconds(args.idle_timeout);
+    options.protocol.ping_interval = seconds(args.ping_interval);
+    options.protocol.idle_timeout = seconds(args.idle_timeout);
     options.send_stall_timeout = seconds(args.send_stall_timeout);
     let mut builder = Server::builder(args.addr)
         .socket_options(options)

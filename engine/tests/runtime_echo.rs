@@ -374,7 +374,7 @@ fn server_with(
 #[test]
 fn a_silent_peer_is_dropped_at_the_idle_timeout_as_1006() {
     let mut options = wsengine::runtime::SocketOptions::default();
-    options.idle_timeout = Some(Duration::from_millis(300));
+    options.protocol.idle_timeout = Some(Duration::from_millis(300));
     let (tx, rx) = std::sync::mpsc::channel();
     let server = server_with(options, tx, false);
     // A peer that completes the handshake and then never sends anything (as if it
@@ -397,8 +397,8 @@ fn a_silent_peer_is_dropped_at_the_idle_timeout_as_1006() {
 #[test]
 fn keepalive_pings_keep_a_live_peer_open() {
     let mut options = wsengine::runtime::SocketOptions::default();
-    options.ping_interval = Some(Duration::from_millis(100));
-    options.idle_timeout = Some(Duration::from_millis(400));
+    options.protocol.ping_interval = Some(Duration::from_millis(100));
+    options.protocol.idle_timeout = Some(Duration::from_millis(400));
     let (tx, _rx) = std::sync::mpsc::channel();
     let server = server_with(options, tx, false);
     let addr = server.local_addr();
@@ -472,5 +472,83 @@ fn registered_read_buffers_echo_and_fall_back_when_exhausted() {
             t.await.unwrap();
         }
     });
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// Reads one server frame (unmasked, FIN set): its opcode and payload.
+fn read_server_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).expect("a frame header");
+    assert_eq!(head[0] & 0xf0, 0x80, "FIN without RSV bits");
+    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            s.read_exact(&mut n).unwrap();
+            u16::from_be_bytes(n) as usize
+        }
+        127 => {
+            let mut n = [0u8; 8];
+            s.read_exact(&mut n).unwrap();
+            u64::from_be_bytes(n) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).expect("a frame payload");
+    (head[0] & 0x0f, payload)
+}
+
+#[test]
+fn every_echo_of_a_pipelined_burst_arrives_before_the_close_without_waiting_for_the_timeout() {
+    // 4 MiB of messages and then the peer's close, in one burst: the server answers the
+    // messages (its echoes overflow the send queue, so the handler waits on
+    // backpressure) and only then closes. Before, the close frame held back the echoes
+    // too, so the handler and the writer waited on each other until the close timeout.
+    let mut options = wsengine::runtime::SocketOptions::default();
+    options.protocol.close_timeout = Duration::from_secs(30);
+    options.max_send_queue = 256 * 1024;
+    // The handler starts late, so that the inbox is full (1 MiB, over the send queue's
+    // bound) when the close arrives.
+    let server = common::one_worker()
+        .socket_options(options)
+        .serve(|ws: WebSocket, _req| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            while let Ok(m) = ws.recv().await {
+                if ws.send(m).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("server starts");
+    let mut s = raw_handshake(server.local_addr());
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    const MESSAGES: usize = 1024;
+    const SIZE: usize = 4096;
+    let mut burst = Vec::with_capacity(MESSAGES * (SIZE + 8) + 8);
+    for i in 0..MESSAGES {
+        burst.extend(common::masked_frame(0x2, &vec![(i % 251) as u8; SIZE]));
+    }
+    burst.extend(common::masked_frame(0x8, &1000u16.to_be_bytes()));
+    let mut writer = s.try_clone().unwrap();
+    let began = std::time::Instant::now();
+    let sending = std::thread::spawn(move || writer.write_all(&burst));
+    for i in 0..MESSAGES {
+        let (opcode, payload) = read_server_frame(&mut s);
+        assert_eq!(opcode, 0x2, "echo {i} before the close");
+        assert_eq!(payload, vec![(i % 251) as u8; SIZE], "echo {i}");
+    }
+    let (opcode, payload) = read_server_frame(&mut s);
+    assert_eq!(
+        (opcode, &payload[..]),
+        (0x8, &[0x03, 0xe8][..]),
+        "the close goes last"
+    );
+    let waited = began.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "the close came after {waited:?}: it waited for the close timeout (30 s)"
+    );
+    sending.join().unwrap().unwrap();
     server.shutdown(Duration::from_secs(1));
 }

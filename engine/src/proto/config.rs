@@ -22,8 +22,17 @@ pub struct Config {
     /// (one frame per message). Costs a frame header per fragment; no payload is copied.
     pub fragment_size: Option<usize>,
     /// How long to wait for the peer's close frame after sending ours, before dropping the
-    /// TCP connection (RFC 6455 §7.1.1). Default 5 s. Enforced by the IO driver.
+    /// TCP connection (RFC 6455 §7.1.1). Default 5 s. The same bound applies to holding
+    /// our reply to the peer's close while the application still reads the messages that
+    /// came before it.
     pub close_timeout: Duration,
+    /// Send a ping when nothing was received for this long. Default `None`. Costs one
+    /// 2-byte frame per quiet interval.
+    pub ping_interval: Option<Duration>,
+    /// End the connection (the application sees 1006) when nothing at all was received for
+    /// this long, e.g. a peer that vanished without a FIN. Default `None`. With a ping
+    /// interval shorter than this, a live peer's pongs keep the connection open.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -34,6 +43,8 @@ impl Default for Config {
             auto_pong: true,
             fragment_size: None,
             close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            idle_timeout: None,
         }
     }
 }

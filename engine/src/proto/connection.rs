@@ -1,5 +1,6 @@
 //! The connection state machine: received bytes in, events out; messages in, bytes to write
-//! out. No IO and no clock: the driver moves bytes and enforces deadlines.
+//! out; `now` in, the next deadline out. No IO and no clock: the driver moves bytes and
+//! passes the time (see [`super::timers`]).
 //!
 //! # Receiving
 //! The driver appends what it reads to [`Connection::read_buf`] (or copies it in with
@@ -12,6 +13,11 @@
 //! [`Connection::send`], [`Connection::send_ping`] and [`Connection::close`] encode frames
 //! into the [`Outgoing`] queue; the driver takes them with [`Connection::drain_transmit`] and
 //! writes them in as few syscalls as it can.
+//!
+//! # Time
+//! [`Connection::handle_timeout`] takes `now` (at the end of every turn in which something
+//! happened, and when the deadline from [`Connection::poll_timeout`] comes): keepalive pings
+//! are queued, an idle or unanswered connection is aborted, a held close frame is released.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -23,7 +29,9 @@ use super::mask::apply_mask;
 use super::message::{Assembler, Message, MessageKind, Utf8Bytes};
 use super::outgoing::Outgoing;
 use super::role::Role;
+use super::timers::{Action, CloseHold, Expired, Phase, Settings, Timers};
 use super::utf8::Utf8Validator;
+use std::time::Instant;
 
 /// Where the connection is in the closing handshake (RFC 6455 §7).
 ///
@@ -105,6 +113,9 @@ pub struct Connection {
     tx: Outgoing,
     /// Our close frame, in [`State::ClosePending`].
     pending_close: Option<(CloseCode, &'static str)>,
+    /// Length of `rx` when `poll_event` last returned: more means bytes arrived.
+    rx_seen: usize,
+    timers: Timers,
     /// Source of masking keys, for clients only (RFC 6455 §5.3: keys must be unpredictable;
     /// seeded from the OS CSPRNG).
     mask_keys: Option<fastrand::Rng>,
@@ -140,6 +151,8 @@ impl Connection {
             utf8: Utf8Validator::new(),
             tx: Outgoing::default(),
             pending_close: None,
+            rx_seen: 0,
+            timers: Timers::default(),
             mask_keys,
         }
     }
@@ -175,9 +188,10 @@ impl Connection {
         matches!(self.state, State::Open | State::ClosePending)
     }
 
-    /// Whether the driver has something to write: queued bytes or a pending close frame.
+    /// Whether the driver has something to write: queued bytes or a pending close frame
+    /// that is not held (see [`hold_close`](Self::hold_close)).
     pub fn wants_transmit(&self) -> bool {
-        !self.tx.is_empty() || self.pending_close.is_some()
+        !self.tx.is_empty() || (self.pending_close.is_some() && !self.timers.hold.holds())
     }
 
     /// Ends the connection without a closing handshake (the TCP connection broke, or a
@@ -187,7 +201,75 @@ impl Connection {
         self.pending_close = None;
         self.frame = None;
         self.rx = BytesMut::new();
+        self.rx_seen = 0;
         self.fragments = Assembler::default();
+    }
+
+    // ---- time ------------------------------------------------------------------------
+
+    /// Tells the core the time: call it at the end of every turn in which something
+    /// happened to the connection (bytes received, frames queued, a close started), and
+    /// when the deadline from [`poll_timeout`](Self::poll_timeout) has come.
+    ///
+    /// Received bytes count as activity at this `now`; our close frame starts the close
+    /// timeout at this `now`. What is due is done: a keepalive ping is queued after
+    /// [`Config::ping_interval`] of silence, a held close frame is released after
+    /// [`Config::close_timeout`]. `Some` when a deadline ended the connection: it is then
+    /// aborted, and the driver ends the TCP connection (1006 for the application).
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Expired> {
+        let settings = Settings {
+            ping_interval: self.config.ping_interval,
+            idle_timeout: self.config.idle_timeout,
+            close_timeout: self.config.close_timeout,
+        };
+        match self.timers.fire(self.phase(), settings, now) {
+            Action::Nothing => None,
+            Action::Ping => {
+                // RFC 6455 §5.5.2: a ping may be sent at any time after the handshake.
+                self.push_frame(OpCode::Ping, &Bytes::new(), true);
+                None
+            }
+            Action::ReleaseClose => None,
+            Action::Abort(expired) => {
+                self.abort();
+                Some(expired)
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever; as of
+    /// its last call.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let settings = Settings {
+            ping_interval: self.config.ping_interval,
+            idle_timeout: self.config.idle_timeout,
+            close_timeout: self.config.close_timeout,
+        };
+        self.timers.next(self.phase(), settings)
+    }
+
+    /// Holds back our close frame in [`State::ClosePending`] while `unread` (the
+    /// application has not yet taken the messages that arrived before the peer's close or
+    /// the failure), so that its replies to them go out first: every data frame queued
+    /// still leaves at each drain, only the close frame waits. The hold lasts at most
+    /// [`Config::close_timeout`] from the `handle_timeout` after it was asked for, and
+    /// never comes back once that has passed.
+    pub fn hold_close(&mut self, unread: bool) {
+        self.timers.hold = match (self.timers.hold, unread) {
+            (CloseHold::Expired, _) => CloseHold::Expired,
+            (_, false) => CloseHold::Off,
+            (CloseHold::Off, true) => CloseHold::Asked,
+            (held, true) => held,
+        };
+    }
+
+    fn phase(&self) -> Phase {
+        match self.state {
+            State::Open => Phase::Open,
+            State::CloseSent => Phase::CloseSent,
+            State::ClosePending if self.pending_close.is_some() => Phase::ClosePending,
+            State::ClosePending | State::Closed => Phase::Closed,
+        }
     }
 
     // ---- receiving -------------------------------------------------------------------
@@ -230,7 +312,13 @@ impl Connection {
     /// error is returned once.
     #[inline]
     pub fn poll_event(&mut self) -> Result<Option<Event>, ProtocolError> {
-        match self.next_event() {
+        if self.rx.len() > self.rx_seen {
+            // Only the driver appends between calls: bytes arrived.
+            self.timers.activity = true;
+        }
+        let result = self.next_event();
+        self.rx_seen = self.rx.len();
+        match result {
             Ok(event) => Ok(event),
             Err(err) => {
                 self.fail(err);
@@ -411,6 +499,7 @@ impl Connection {
         }
         self.frame = None;
         self.rx = BytesMut::new();
+        self.rx_seen = 0;
         self.fragments = Assembler::default();
     }
 
@@ -513,9 +602,14 @@ impl Connection {
 
     /// Moves every queued chunk to `out`, in order, for one write or `writev`; a pending
     /// close frame goes last, and the connection is then [`State::Closed`].
+    /// A close frame held by [`hold_close`](Self::hold_close) stays back; everything else
+    /// leaves.
     #[inline]
     pub fn drain_transmit(&mut self, out: &mut Vec<Bytes>) {
-        if let Some((code, reason)) = self.pending_close.take() {
+        if self.pending_close.is_some()
+            && !self.timers.hold.holds()
+            && let Some((code, reason)) = self.pending_close.take()
+        {
             self.push_close(code, reason);
             self.state = State::Closed;
         }

@@ -14,6 +14,7 @@
 //! | [`close`] | close codes and close frame payloads (§5.5.1, §7.4) |
 //! | [`outgoing`] | the queue of encoded frames waiting for the socket |
 //! | [`connection`] | the state machine that ties them together |
+//! | [`timers`] | its deadlines (keepalive, idle, close timeout, close hold): `now` in, next deadline out |
 //! | [`role`] | client or server: the rules that differ between them |
 //! | [`config`] | limits and behaviour, with their costs |
 //! | [`error`] | typed errors, grouped by who is at fault |
@@ -28,4 +29,5 @@ pub mod mask;
 pub mod message;
 pub mod outgoing;
 pub mod role;
+pub mod timers;
 pub mod utf8;

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::driver;
+use super::driver::Transport;
 use super::error::Error;
 use super::executor::Driver;
 use super::executor::current_driver;
 use super::handshake_io::{read_more, write_all};
 use super::options::SocketOptions;
-use super::socket::{Inner, WebSocket};
-use super::transport::Transport;
+use super::session::Session;
+use super::socket::{Shared, WebSocket};
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{ClientRequest, HandshakeLimits, Response};
 use crate::proto::role::Role;
@@ -171,9 +171,10 @@ impl ConnectOptions {
             }
         };
         let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover);
-        let inner = Rc::new(Inner::new(conn, self.socket.clone(), target.addr, None));
-        driver::spawn(inner.clone(), stream, || {});
-        Ok((WebSocket::new(inner, Role::Client), response))
+        let session = Session::new(conn, Rc::new(self.socket.clone()));
+        let shared = Rc::new(Shared::new(session, target.addr));
+        tokio::task::spawn_local(stream.drive(shared.clone(), None));
+        Ok((WebSocket::new(shared, Role::Client), response))
     }
 
     /// With [`local_addr`](Self::local_addr): a socket bound to it and connected to

@@ -3,8 +3,8 @@
 
 use bytes::BytesMut;
 
+use super::driver::Transport;
 use super::error::Error;
-use super::transport::Transport;
 
 /// Initial size of the handshake buffer; a browser's upgrade request is 400–800 bytes.
 const INITIAL: usize = 1024;

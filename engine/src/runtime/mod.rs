@@ -1,24 +1,24 @@
 //! The io_uring runtime: a thread-per-core server and a client on `tokio-uring`.
 //!
-//! A thin driver over [`crate::proto`]: it moves bytes between sockets and the core,
-//! schedules the tasks, and owns the timers. No protocol decision is made here.
+//! A thin layer over [`crate::proto`]: it moves bytes between sockets and the core and
+//! passes it the time. Each connection is one state machine (its session) driven by one
+//! task of its worker; the application's handler is another. No protocol decision is made
+//! here, and no deadline is kept here that the core can keep.
 //!
 //! | file | concept |
 //! |---|---|
 //! | [`server`] | the builder, worker threads and the shutdown handle |
 //! | `worker` | one core's accept loop, handshakes and connection registry |
-//! | `driver` | a connection's reader and writer tasks |
-//! | `buffers` | the optional pool of registered read buffers |
-//! | [`socket`] | the application's [`WebSocket`] handle |
+//! | `session` | a connection's state beyond the protocol (inbox, budgets, the end), with no IO |
+//! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
+//! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
 //! | [`client`] | connecting to a `ws://` URL |
 //! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
-//! | `transport` | the byte streams of both drivers behind one interface |
 //! | `upgrade` | taking over an upgrade request in a hyper or axum service (feature `hyper`) |
 //! | [`options`] | per-connection settings |
 //! | [`error`] | the runtime's error type |
 
-mod buffers;
 pub mod client;
 mod driver;
 pub mod error;
@@ -28,8 +28,8 @@ mod listener;
 mod notify;
 pub mod options;
 pub mod server;
+mod session;
 pub mod socket;
-mod transport;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 pub mod uring;

@@ -8,8 +8,9 @@ use crate::proto::config::Config;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SocketOptions {
-    /// Protocol limits and behaviour (frame and message size, auto-pong, fragmentation,
-    /// close timeout).
+    /// Protocol limits and behaviour (frame and message size, auto-pong, fragmentation)
+    /// and the deadlines the core keeps (close timeout, keepalive `ping_interval`,
+    /// `idle_timeout`).
     pub protocol: Config,
     /// Bytes queued for the socket (encoded, not yet written) above which `send` waits
     /// (backpressure). Default 1 MiB. A message is always accepted when the queue is below
@@ -25,12 +26,6 @@ pub struct SocketOptions {
     /// connection with nothing flowing reads into a 512-byte buffer instead, so an idle
     /// connection holds at most that much for its pending read.
     pub read_buffer_size: usize,
-    /// Send a ping when nothing was received for this long. Default `None`.
-    pub ping_interval: Option<Duration>,
-    /// Drop the connection (reported as 1006) when nothing at all was received for this
-    /// long, e.g. a peer that vanished without a FIN. Default `None`. With a ping
-    /// interval shorter than this, a live peer's pongs keep the connection open.
-    pub idle_timeout: Option<Duration>,
     /// Drop the connection when the socket accepts none of the bytes queued for it for
     /// this long: a peer that stopped reading (or vanished) while we have data for it.
     /// The application sees [`Error::Closed`](super::Error::Closed) with 1008 (policy
@@ -48,8 +43,6 @@ impl Default for SocketOptions {
             max_send_queue: 1 << 20,
             max_recv_queue: 1 << 20,
             read_buffer_size: 4096,
-            ping_interval: None,
-            idle_timeout: None,
             send_stall_timeout: Some(Duration::from_secs(30)),
         }
     }

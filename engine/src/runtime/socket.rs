@@ -1,193 +1,118 @@
-//! The application's WebSocket handle, and the state it shares with the connection's
-//! reader and writer tasks.
+//! The application's WebSocket handle, and the cell it shares with the connection's driver.
 //!
-//! Each connection runs as three tasks on its worker thread: the reader (socket → core →
-//! inbox), the writer (core's outgoing queue → socket, keepalive and close deadlines) and
-//! the application's handler holding a [`WebSocket`]. They share one `Shared` through an
-//! `Rc`, and wake each other with `LocalNotify`. `send` encodes straight into the core's
-//! outgoing queue: every message queued before the writer next runs leaves in one write.
+//! A connection is one state machine ([`Session`]) driven by one task of its worker's
+//! driver; the application's handler is another task holding a [`WebSocket`]. They share a
+//! [`Shared`] through an `Rc`: the handle's methods borrow the session for a plain method
+//! call (never across an await) and wake the driver when there is something for it to do.
+//! `send` encodes straight into the core's outgoing queue and wakes the driver, which runs
+//! after the handler yields: every message queued in one turn leaves in one write.
 //!
 //! The handle is `!Send`: a connection lives on the worker thread that accepted it.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::task::Waker;
 
 use bytes::Bytes;
 
-use super::buffers::ReadPool;
 use super::error::Error;
 use super::notify::LocalNotify;
-use super::options::SocketOptions;
-use crate::proto::close::{CloseCode, CloseFrame};
-use crate::proto::connection::{Connection, State};
+use super::session::Session;
+use crate::proto::close::CloseCode;
 use crate::proto::message::{Message, Utf8Bytes};
 use crate::proto::role::Role;
 
-/// Why a connection ended, kept to answer every later `recv` and `send`.
-#[derive(Debug, Clone)]
-pub(crate) enum End {
-    /// The closing handshake ran (either side started it). `None`: no code (1005).
-    Closed(Option<CloseFrame>),
-    /// The peer broke the protocol.
-    Protocol(crate::proto::error::ProtocolError),
-    /// The TCP connection ended without a close frame (1006).
-    Abnormal,
-    /// A socket error (1006).
-    Io(io::ErrorKind),
-    /// A deadline passed (1006): idle timeout or the peer never answered our close.
-    TimedOut(&'static str),
-    /// The socket took none of our bytes for [`SocketOptions::send_stall_timeout`]
-    /// (1008).
-    Stalled,
-}
-
-impl End {
-    pub(crate) fn to_error(&self) -> Error {
-        match self {
-            End::Closed(Some(frame)) => Error::Closed(frame.clone()),
-            End::Closed(None) => Error::Closed(CloseFrame {
-                code: CloseCode::NO_STATUS,
-                reason: Utf8Bytes::default(),
-            }),
-            End::Protocol(e) => Error::Protocol(*e),
-            End::Abnormal => abnormal(Utf8Bytes::from_static(
-                "connection ended without a close frame",
-            )),
-            End::Io(kind) => abnormal(Utf8Bytes::from(format!("socket error: {kind}"))),
-            End::TimedOut(what) => abnormal(Utf8Bytes::from_static(what)),
-            End::Stalled => Error::Closed(CloseFrame {
-                code: CloseCode::POLICY_VIOLATION,
-                reason: Utf8Bytes::from_static("the peer stopped reading (send stall timeout)"),
-            }),
-        }
-    }
-}
-
-/// Closed with 1006, which never goes on the wire: the connection ended without a close
-/// frame.
-fn abnormal(reason: Utf8Bytes) -> Error {
-    Error::Closed(CloseFrame {
-        code: CloseCode::ABNORMAL,
-        reason,
-    })
-}
-
-/// State shared by a connection's tasks.
+/// What a connection's handle and its driver share.
 pub(crate) struct Shared {
-    pub(crate) conn: Connection,
-    /// Received messages not yet taken by `recv`.
-    pub(crate) inbox: VecDeque<Message>,
-    pub(crate) inbox_bytes: usize,
-    /// Bytes the writer has taken from the core and not finished writing.
-    pub(crate) in_flight: usize,
-    /// Set once, when the connection ends.
-    pub(crate) end: Option<End>,
-    /// When something last arrived (for keepalive and idle timeout).
-    pub(crate) last_received: Instant,
-    /// When we last sent a keepalive ping.
-    pub(crate) ping_sent_at: Instant,
-    /// When the writer started holding back a pending close frame for unread messages.
-    pub(crate) close_pending_since: Option<Instant>,
-    /// When our close frame was queued (for the close timeout).
-    pub(crate) close_sent_at: Option<Instant>,
-    /// The reader saw EOF or an error: no more reads.
-    pub(crate) read_closed: bool,
-    /// The last read filled the buffer it was given: more is probably waiting.
-    pub(crate) last_read_filled: bool,
-    /// The writer finished and the socket is shut down.
-    pub(crate) finished: bool,
+    pub(crate) session: RefCell<Session>,
+    pub(crate) peer_addr: SocketAddr,
+    /// Something for `recv`: a message or the end.
+    readable: LocalNotify,
+    /// Space in the send queue (backpressure released), or the end.
+    send_space: LocalNotify,
+    /// The connection finished.
+    finished: LocalNotify,
+    /// The driver's task, woken when the handle gives it work.
+    driver: RefCell<Option<Waker>>,
+    /// Set by [`wake_driver`](Self::wake_driver), taken by the driver.
+    kicked: Cell<bool>,
 }
 
 impl Shared {
-    /// The error for an operation on a connection that can no longer send.
-    pub(crate) fn closed_error(&self) -> Error {
-        match &self.end {
-            Some(end) => end.to_error(),
-            None => Error::Send(crate::proto::error::SendError::Closed),
-        }
-    }
-
-    /// Records the end of the connection (the first reason wins).
-    pub(crate) fn set_end(&mut self, end: End) {
-        if self.end.is_none() {
-            self.end = Some(end);
-        }
-    }
-}
-
-/// A connection's shared state and its wake-up signals.
-pub(crate) struct Inner {
-    pub(crate) shared: RefCell<Shared>,
-    pub(crate) options: SocketOptions,
-    pub(crate) peer_addr: SocketAddr,
-    /// The worker's registered read buffers, if the server uses them.
-    pub(crate) read_pool: Option<Rc<ReadPool>>,
-    /// Something for `recv`: a message or the end.
-    pub(crate) readable: LocalNotify,
-    /// Something for the writer: queued bytes, a close, a deadline change.
-    pub(crate) writable: LocalNotify,
-    /// Space in the send queue (backpressure released).
-    pub(crate) send_space: LocalNotify,
-    /// Space in the inbox (the reader may read again).
-    pub(crate) recv_space: LocalNotify,
-    /// The connection finished.
-    pub(crate) finished: LocalNotify,
-}
-
-impl Inner {
-    pub(crate) fn new(
-        conn: Connection,
-        options: SocketOptions,
-        peer_addr: SocketAddr,
-        read_pool: Option<Rc<ReadPool>>,
-    ) -> Self {
-        Inner {
-            shared: RefCell::new(Shared {
-                conn,
-                inbox: VecDeque::new(),
-                inbox_bytes: 0,
-                in_flight: 0,
-                end: None,
-                last_received: Instant::now(),
-                ping_sent_at: Instant::now(),
-                close_pending_since: None,
-                close_sent_at: None,
-                read_closed: false,
-                last_read_filled: false,
-                finished: false,
-            }),
-            options,
+    pub(crate) fn new(session: Session, peer_addr: SocketAddr) -> Self {
+        Shared {
+            session: RefCell::new(session),
             peer_addr,
-            read_pool,
             readable: LocalNotify::default(),
-            writable: LocalNotify::default(),
             send_space: LocalNotify::default(),
-            recv_space: LocalNotify::default(),
             finished: LocalNotify::default(),
+            driver: RefCell::new(None),
+            kicked: Cell::new(false),
         }
+    }
+
+    /// Wakes the driver's task: something was queued, closed, or read.
+    #[inline]
+    pub(crate) fn wake_driver(&self) {
+        self.kicked.set(true);
+        if let Some(waker) = self.driver.borrow().as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// The driver's task is the one polled with `waker`; returns whether it was woken by
+    /// the handle since the last call.
+    #[inline]
+    pub(crate) fn driver_polled(&self, waker: &Waker) -> bool {
+        let mut slot = self.driver.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+        self.kicked.replace(false)
+    }
+
+    /// For the driver: messages arrived, or the connection ended.
+    #[inline]
+    pub(crate) fn wake_recv(&self) {
+        self.readable.notify();
+    }
+
+    /// For the driver: the send queue went back under its bound.
+    #[inline]
+    pub(crate) fn wake_send(&self) {
+        self.send_space.notify();
+    }
+
+    /// For the driver: the socket is closed; everyone waiting is told.
+    pub(crate) fn finished(&self) {
+        self.driver.borrow_mut().take();
+        self.readable.notify();
+        self.send_space.notify();
+        self.finished.notify();
     }
 
     /// Starts the closing handshake if the connection is open; returns whether it did.
     pub(crate) fn start_close(&self, code: CloseCode, reason: &str) -> Result<bool, Error> {
-        let mut s = self.shared.borrow_mut();
-        if s.conn.state() != State::Open {
-            return Ok(false);
+        let started = self.session.borrow_mut().start_close(code, reason)?;
+        if started {
+            self.wake_driver();
         }
-        s.conn.close(code, reason)?;
-        s.close_sent_at = Some(Instant::now());
-        drop(s);
-        self.writable.notify();
-        Ok(true)
+        Ok(started)
+    }
+
+    /// Ends the connection without a closing handshake (the server's shutdown past its
+    /// grace period).
+    pub(crate) fn abort(&self) {
+        self.session.borrow_mut().abort();
+        self.readable.notify();
+        self.wake_driver();
     }
 }
 
 /// Closes the connection with 1000 when the application drops its last handle while the
 /// connection is still open.
-struct HandleGuard(Rc<Inner>);
+struct HandleGuard(Rc<Shared>);
 
 impl Drop for HandleGuard {
     fn drop(&mut self) {
@@ -216,15 +141,15 @@ impl std::fmt::Debug for WebSocket {
 }
 
 impl WebSocket {
-    pub(crate) fn new(inner: Rc<Inner>, role: Role) -> Self {
+    pub(crate) fn new(shared: Rc<Shared>, role: Role) -> Self {
         WebSocket {
-            guard: Rc::new(HandleGuard(inner)),
+            guard: Rc::new(HandleGuard(shared)),
             role,
         }
     }
 
     #[inline]
-    fn inner(&self) -> &Inner {
+    fn inner(&self) -> &Shared {
         &self.guard.0
     }
 
@@ -247,49 +172,29 @@ impl WebSocket {
     pub async fn recv(&self) -> Result<Message, Error> {
         let inner = self.inner();
         loop {
-            {
-                let mut s = inner.shared.borrow_mut();
-                if let Some(message) = s.inbox.pop_front() {
-                    let was_full = s.inbox_bytes > inner.options.max_recv_queue;
-                    s.inbox_bytes -= message.len();
-                    if was_full && s.inbox_bytes <= inner.options.max_recv_queue {
-                        inner.recv_space.notify();
-                    }
-                    if s.inbox.is_empty() && s.conn.state() == State::ClosePending {
-                        // The writer holds our close frame until the application has
-                        // taken (and maybe answered) these messages.
-                        inner.writable.notify();
-                    }
-                    return Ok(message);
-                }
-                if let Some(end) = &s.end {
-                    return Err(end.to_error());
-                }
+            let (next, wake) = inner.session.borrow_mut().recv();
+            if wake {
+                inner.wake_driver();
+            }
+            if let Some(result) = next {
+                return result;
             }
             inner.readable.notified().await;
         }
     }
 
-    /// Queues a message; every message queued before the writer runs leaves in one write.
+    /// Queues a message; every message queued before the driver next runs leaves in one
+    /// write.
     ///
     /// Waits while the bytes queued for the socket exceed
-    /// [`SocketOptions::max_send_queue`] (backpressure). Fails once the connection is
-    /// closing or closed.
+    /// [`SocketOptions::max_send_queue`](super::SocketOptions::max_send_queue)
+    /// (backpressure). Fails once the connection is closing or closed.
     pub async fn send(&self, message: Message) -> Result<(), Error> {
         let inner = self.inner();
         loop {
-            {
-                let mut s = inner.shared.borrow_mut();
-                if !s.conn.can_send() {
-                    return Err(s.closed_error());
-                }
-                let queued = s.conn.pending_transmit() + s.in_flight;
-                if queued < inner.options.max_send_queue {
-                    s.conn.send(&message)?;
-                    drop(s);
-                    inner.writable.notify();
-                    return Ok(());
-                }
+            if inner.session.borrow_mut().try_send(&message)? {
+                inner.wake_driver();
+                return Ok(());
             }
             inner.send_space.notified().await;
         }
@@ -306,23 +211,18 @@ impl WebSocket {
     }
 
     /// Queues a ping (at most 125 bytes). Its pong is consumed by the connection and keeps
-    /// it alive against the idle timeout.
+    /// it alive against the idle timeout. Fails with the reason the connection ends once
+    /// it is closing.
     pub fn ping(&self, payload: Bytes) -> Result<(), Error> {
         let inner = self.inner();
-        let mut s = inner.shared.borrow_mut();
-        if !s.conn.can_send() {
-            return Err(s.closed_error());
-        }
-        s.conn.send_ping(payload)?;
-        drop(s);
-        inner.writable.notify();
+        inner.session.borrow_mut().ping(payload)?;
+        inner.wake_driver();
         Ok(())
     }
 
     /// Bytes queued for the socket and not yet written.
     pub fn buffered_amount(&self) -> usize {
-        let s = self.inner().shared.borrow();
-        s.conn.pending_transmit() + s.in_flight
+        self.inner().session.borrow().queued()
     }
 
     /// Closes the connection: sends a close frame with `code` and `reason` (at most 123
@@ -340,7 +240,7 @@ impl WebSocket {
     pub async fn closed(&self) {
         let inner = self.inner();
         loop {
-            if inner.shared.borrow().finished {
+            if inner.session.borrow().is_finished() {
                 return;
             }
             inner.finished.notified().await;
@@ -349,6 +249,6 @@ impl WebSocket {
 
     /// Whether the connection has ended (nothing more can be sent).
     pub fn is_closed(&self) -> bool {
-        self.inner().shared.borrow().end.is_some()
+        self.inner().session.borrow().is_ended()
     }
 }

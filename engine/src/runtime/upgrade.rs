@@ -37,11 +37,12 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 
-use super::driver;
+use super::driver::Transport;
+use super::driver::io_stream::IoStream;
 use super::options::SocketOptions;
 use super::server::{HandshakeHook, answer};
-use super::socket::{Inner, WebSocket};
-use super::transport::IoStream;
+use super::session::Session;
+use super::socket::{Shared, WebSocket};
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request, ServerHandshake};
 use crate::proto::role::Role;
@@ -181,9 +182,9 @@ impl PendingWebSocket {
             let stream = Rc::new(IoStream::new(hyper_util::rt::TokioIo::new(upgraded)));
             // Bytes hyper read past the request are inside `upgraded`: they are read first.
             let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new());
-            let inner = Rc::new(Inner::new(conn, options, peer_addr, None));
-            driver::spawn(inner.clone(), stream, || {});
-            handler(WebSocket::new(inner, Role::Server), request).await;
+            let shared = Rc::new(Shared::new(Session::new(conn, Rc::new(options)), peer_addr));
+            tokio::task::spawn_local(stream.drive(shared.clone(), None));
+            handler(WebSocket::new(shared, Role::Server), request).await;
         });
     }
 }

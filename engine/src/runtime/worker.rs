@@ -13,16 +13,16 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::watch;
 
-use super::buffers::ReadPool;
-use super::driver;
+use super::driver::{Acceptor, ReadPool, Transport};
 use super::error::Error;
 use super::executor::Driver;
 use super::executor::LocalRuntime;
 use super::handshake_io::{read_more, write_all};
 use super::notify::LocalNotify;
+use super::options::SocketOptions;
 use super::server::{ServerShared, ServerStats, answer};
-use super::socket::{Inner, WebSocket};
-use super::transport::{Acceptor, Transport};
+use super::session::Session;
+use super::socket::{Shared, WebSocket};
 use crate::proto::close::CloseCode;
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{Reject, Request, ServerHandshake};
@@ -32,7 +32,7 @@ use crate::proto::role::Role;
 struct Entry<T> {
     stream: Rc<T>,
     /// Set once the handshake completed.
-    inner: Option<Rc<Inner>>,
+    inner: Option<Rc<Shared>>,
 }
 
 /// The worker's connections.
@@ -156,6 +156,8 @@ async fn serve<A: Acceptor>(
     read_pool: Option<Rc<ReadPool>>,
 ) {
     let registry = Rc::new(Registry::<A::Stream>::default());
+    // One copy of the connection settings per worker, shared by its connections.
+    let options = Rc::new(shared.options.clone());
     let grace = loop {
         if let Some(grace) = *shutdown.borrow_and_update() {
             break grace;
@@ -170,6 +172,7 @@ async fn serve<A: Acceptor>(
                         peer,
                         registry.clone(),
                         shared.clone(),
+                        options.clone(),
                         read_pool.clone(),
                     ));
                 }
@@ -191,7 +194,7 @@ async fn serve<A: Acceptor>(
     drop(listener);
     drop(control);
     registry.shutting_down.set(true);
-    let open: Vec<Rc<Inner>> = registry
+    let open: Vec<Rc<Shared>> = registry
         .entries
         .borrow()
         .values()
@@ -209,17 +212,23 @@ async fn serve<A: Acceptor>(
         }
     }
     // Past the grace period: end what is left. Shutting a socket ends its in-flight reads
-    // and writes, and its tasks then finish.
-    let streams: Vec<Rc<A::Stream>> = registry
+    // and writes (and a handshake's), and aborting a session makes its driver close it.
+    let left: Vec<Entry<A::Stream>> = registry
         .entries
         .borrow()
         .values()
-        .map(|e| e.stream.clone())
+        .map(|e| Entry {
+            stream: e.stream.clone(),
+            inner: e.inner.clone(),
+        })
         .collect();
-    for stream in &streams {
-        let _ = stream.shutdown(Shutdown::Both);
+    for entry in &left {
+        let _ = entry.stream.shutdown(Shutdown::Both);
+        if let Some(inner) = &entry.inner {
+            inner.abort();
+        }
     }
-    drop(streams);
+    drop(left);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     while !registry.entries.borrow().is_empty() {
         tokio::select! {
@@ -235,6 +244,7 @@ async fn connection<T: Transport>(
     peer: SocketAddr,
     registry: Rc<Registry<T>>,
     shared: Arc<ServerShared>,
+    options: Rc<SocketOptions>,
     read_pool: Option<Rc<ReadPool>>,
 ) {
     let stream = match registry.entries.borrow().get(&id) {
@@ -275,7 +285,7 @@ async fn connection<T: Transport>(
         leftover
     };
     let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover);
-    let inner = Rc::new(Inner::new(conn, shared.options.clone(), peer, read_pool));
+    let inner = Rc::new(Shared::new(Session::new(conn, options.clone()), peer));
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
         entry.inner = Some(inner.clone());
     }
@@ -290,13 +300,16 @@ async fn connection<T: Transport>(
             registry.remove(id);
         }
     };
-    driver::spawn(inner.clone(), stream, on_finish);
-    // The handler gets a task of its own, so that this task (sized for the handshake)
-    // ends here instead of living as long as the connection.
+    // The handler gets a task of its own, and so does the connection's state machine,
+    // so that this task (sized for the handshake) ends here.
     tokio::task::spawn_local((shared.handler)(
-        WebSocket::new(inner, Role::Server),
+        WebSocket::new(inner.clone(), Role::Server),
         request,
     ));
+    tokio::task::spawn_local(async move {
+        stream.drive(inner, read_pool).await;
+        on_finish();
+    });
 }
 
 fn reject<T: Transport>(id: u64, stream: &T, registry: &Registry<T>, shared: &ServerShared) {

@@ -1,0 +1,676 @@
+//! A connection's state beyond the protocol, with no IO, no clock and no awaits: the
+//! inbox and its byte budget, the send budget, when to pause reading, why the connection
+//! ended, the send stall deadline, and how the TCP connection is ended.
+//!
+//! Every driver runs a connection the same way, as one state machine: it asks the session
+//! whether to read ([`Session::wants_read`]) and into what ([`Session::read_buf`]), hands it
+//! what came of the read ([`Session::on_read`]), takes what to write
+//! ([`Session::take_transmit`]) and reports what the socket took ([`Session::on_written`]),
+//! passes the time ([`Session::handle_timeout`]) and sleeps until
+//! [`Session::poll_timeout`], and ends the TCP connection when [`Session::tcp_step`] says
+//! so. The application's handle ([`super::socket::WebSocket`]) calls the other methods.
+//! Only the driver knows sockets; only this type knows policy; only the core
+//! ([`crate::proto`]) knows the protocol.
+
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::Error;
+use super::options::SocketOptions;
+use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::connection::{Connection, Event, State};
+use crate::proto::error::{ProtocolError, SendError};
+use crate::proto::message::{Message, Utf8Bytes};
+
+/// The most a single read asks for, however large the frame in progress.
+pub(crate) const MAX_READ: usize = 256 * 1024;
+
+/// Why a connection ended, kept to answer every later `recv` and `send`.
+#[derive(Debug, Clone)]
+pub(crate) enum End {
+    /// The closing handshake ran (either side started it). `None`: no code (1005).
+    Closed(Option<CloseFrame>),
+    /// The peer broke the protocol.
+    Protocol(ProtocolError),
+    /// The TCP connection ended without a close frame (1006).
+    Abnormal,
+    /// A socket error (1006).
+    Io(io::ErrorKind),
+    /// A deadline passed (1006): idle timeout or the peer never answered our close.
+    TimedOut(&'static str),
+    /// The socket took none of our bytes for [`SocketOptions::send_stall_timeout`]
+    /// (1008).
+    Stalled,
+}
+
+impl End {
+    pub(crate) fn to_error(&self) -> Error {
+        match self {
+            End::Closed(Some(frame)) => Error::Closed(frame.clone()),
+            End::Closed(None) => Error::Closed(CloseFrame {
+                code: CloseCode::NO_STATUS,
+                reason: Utf8Bytes::default(),
+            }),
+            End::Protocol(e) => Error::Protocol(*e),
+            End::Abnormal => abnormal(Utf8Bytes::from_static(
+                "connection ended without a close frame",
+            )),
+            End::Io(kind) => abnormal(Utf8Bytes::from(format!("socket error: {kind}"))),
+            End::TimedOut(what) => abnormal(Utf8Bytes::from_static(what)),
+            End::Stalled => Error::Closed(CloseFrame {
+                code: CloseCode::POLICY_VIOLATION,
+                reason: Utf8Bytes::from_static("the peer stopped reading (send stall timeout)"),
+            }),
+        }
+    }
+}
+
+/// Closed with 1006, which never goes on the wire: the connection ended without a close
+/// frame.
+fn abnormal(reason: Utf8Bytes) -> Error {
+    Error::Closed(CloseFrame {
+        code: CloseCode::ABNORMAL,
+        reason,
+    })
+}
+
+/// What the driver does with the TCP connection next ([`Session::tcp_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TcpStep {
+    /// Keep going.
+    Run,
+    /// Shut down our sending direction (our FIN), once, then keep reading for the peer's.
+    ShutdownWrite,
+    /// Close the socket: the connection is over. [`Session::finish`] next.
+    Close,
+}
+
+/// Waiting for the peer's FIN after the closing handshake (RFC 6455 §7.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    /// Not started.
+    No,
+    /// Started; its deadline is set at the next `handle_timeout`.
+    Asked,
+    /// Until then at most.
+    Until(Instant),
+    /// Over (the FIN came, or the deadline passed).
+    Over,
+}
+
+/// What [`Session::on_read`] changed, for the driver to wake the application.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Received {
+    /// New messages in the inbox, or the connection ended: wake `recv`.
+    pub(crate) wake_recv: bool,
+}
+
+/// The non-IO state of one connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) conn: Connection,
+    pub(crate) options: Rc<SocketOptions>,
+    inbox: VecDeque<Message>,
+    inbox_bytes: usize,
+    /// Bytes taken by the driver for writing and not yet written.
+    in_flight: usize,
+    end: Option<End>,
+    /// Reads saw the end of the stream or an error: no more reads.
+    read_closed: bool,
+    /// The last read filled the buffer it was given: more is probably waiting.
+    last_read_filled: bool,
+    /// The size of reads while data flows: grows while reads fill their buffers.
+    read_size: usize,
+    /// Since when bytes wait for the socket without it taking any (send stall).
+    stalled_since: Option<Instant>,
+    /// Our FIN went out (the write side is shut down).
+    write_shut: bool,
+    linger: Linger,
+    /// The socket is closed; nothing more happens.
+    finished: bool,
+}
+
+impl Session {
+    /// The session of a connection whose handshake completed.
+    pub(crate) fn new(conn: Connection, options: Rc<SocketOptions>) -> Self {
+        let read_size = options.read_buffer_size.clamp(1, MAX_READ);
+        Session {
+            conn,
+            options,
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            in_flight: 0,
+            end: None,
+            read_closed: false,
+            last_read_filled: false,
+            read_size,
+            stalled_since: None,
+            write_shut: false,
+            linger: Linger::No,
+            finished: false,
+        }
+    }
+
+    // ---- the driver's side: reading ------------------------------------------------------
+
+    /// Whether the driver should read now. Not while a queue is over its bound and the
+    /// connection is not over: then TCP flow control slows the peer, and memory stays
+    /// bounded by the two queue limits. The send queue counts too: replies the core queues
+    /// by itself (pongs to a peer that floods pings and never reads) must not grow without
+    /// bound.
+    pub(crate) fn wants_read(&self) -> bool {
+        !self.read_closed && !self.finished && !self.reading_paused()
+    }
+
+    fn reading_paused(&self) -> bool {
+        self.end.is_none()
+            && (self.inbox_bytes > self.options.max_recv_queue
+                || self.queued() > self.options.max_send_queue)
+    }
+
+    /// Whether data is flowing: the last read filled its buffer, or a frame is in progress.
+    pub(crate) fn flowing(&self) -> bool {
+        self.last_read_filled || self.conn.buffered() > 0
+    }
+
+    /// The size a read should have while data flows: at least
+    /// [`SocketOptions::read_buffer_size`], larger while reads keep filling their buffers,
+    /// and as much as the frame in progress still needs, at most [`MAX_READ`].
+    pub(crate) fn read_size(&self) -> usize {
+        self.conn.read_hint().max(self.read_size).min(MAX_READ)
+    }
+
+    /// The receive buffer, to read into its spare capacity (no copy: single-frame
+    /// messages become views of it).
+    pub(crate) fn read_buf(&mut self) -> &mut BytesMut {
+        self.conn.read_buf()
+    }
+
+    /// The receive buffer with at least [`read_size`](Self::read_size) bytes of spare
+    /// capacity, for a readiness driver that reads only when bytes are there.
+    pub(crate) fn reserve_read(&mut self) -> &mut BytesMut {
+        let want = self.read_size();
+        let buf = self.conn.read_buf();
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
+        buf
+    }
+
+    /// A read completed: `n` bytes were appended to the receive buffer (0: the end of the
+    /// stream), and `filled` says whether they filled the space it had. Runs the core over
+    /// them: messages to the inbox, pongs and close replies queued.
+    pub(crate) fn on_read(&mut self, n: usize, filled: bool) -> Received {
+        if n == 0 {
+            self.on_read_end(None);
+            return Received { wake_recv: true };
+        }
+        self.last_read_filled = filled;
+        if filled {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        if !self.conn.is_receiving() {
+            // After the peer's close frame (or a protocol error): read only to see its FIN.
+            self.conn.read_buf().clear();
+            return Received::default();
+        }
+        self.process()
+    }
+
+    /// A read failed (`Some`) or found the end of the stream (`None`).
+    pub(crate) fn on_read_end(&mut self, error: Option<io::ErrorKind>) {
+        self.read_closed = true;
+        if self.conn.is_receiving() {
+            // The TCP connection ended before the closing handshake: 1006.
+            self.conn.abort();
+        }
+        self.set_end(match error {
+            Some(kind) => End::Io(kind),
+            None => End::Abnormal,
+        });
+        if self.linger == Linger::Asked || matches!(self.linger, Linger::Until(_)) {
+            self.linger = Linger::Over;
+        }
+    }
+
+    /// Runs the core over what is buffered (also the bytes that came with the handshake).
+    pub(crate) fn process(&mut self) -> Received {
+        let mut wake_recv = false;
+        loop {
+            match self.conn.poll_event() {
+                Ok(Some(Event::Message(message))) => {
+                    self.inbox_bytes += message.len();
+                    self.inbox.push_back(message);
+                    wake_recv = true;
+                }
+                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+                Ok(Some(Event::Close(frame))) => {
+                    self.set_end(End::Closed(frame));
+                    wake_recv = true;
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.set_end(End::Protocol(e));
+                    wake_recv = true;
+                    break;
+                }
+            }
+        }
+        Received { wake_recv }
+    }
+
+    /// After the bytes were taken into messages: an empty receive buffer that is larger
+    /// than a flowing read needs is let go, so that a quiet connection holds no buffer.
+    pub(crate) fn release_idle_buffer(&mut self) {
+        let read_size = self.read_size();
+        let buf = self.conn.read_buf();
+        if buf.is_empty()
+            && buf.capacity() > 0
+            && (!self.last_read_filled || buf.capacity() > 2 * read_size)
+        {
+            *buf = BytesMut::new();
+        }
+    }
+
+    // ---- the driver's side: writing ------------------------------------------------------
+
+    /// Moves everything queued for the socket to `out` (one write or `writev` of it all).
+    /// Our close frame stays back while the application has unread messages from before
+    /// the peer's close (at most the close timeout); replies never do.
+    pub(crate) fn take_transmit(&mut self, out: &mut Vec<Bytes>) {
+        if self.conn.state() == State::ClosePending {
+            self.conn.hold_close(!self.inbox.is_empty());
+        }
+        let before = out.len();
+        self.conn.drain_transmit(out);
+        self.in_flight += out[before..].iter().map(Bytes::len).sum::<usize>();
+    }
+
+    /// The socket took `n` of the bytes in flight. Returns whether the send queue just
+    /// went back under its bound (wake `send`).
+    pub(crate) fn on_written(&mut self, n: usize) -> bool {
+        let was_full = self.queued() >= self.options.max_send_queue;
+        self.in_flight = self.in_flight.saturating_sub(n);
+        // Progress: the stall wait starts again from the next turn.
+        self.stalled_since = None;
+        was_full && self.queued() < self.options.max_send_queue
+    }
+
+    /// A write failed: the connection is over (1006).
+    pub(crate) fn on_write_error(&mut self, kind: io::ErrorKind) {
+        self.conn.abort();
+        self.in_flight = 0;
+        self.set_end(End::Io(kind));
+    }
+
+    /// Bytes taken by the driver and not yet written; 0 once the connection was aborted
+    /// (the driver then drops what it holds).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    // ---- the driver's side: time and the end ---------------------------------------------
+
+    /// Passes the time: the core's deadlines (keepalive, idle, close timeout, close hold),
+    /// the send stall, and the wait for the peer's FIN. Call it at the end of every turn
+    /// in which something happened, and when [`poll_timeout`](Self::poll_timeout) comes.
+    /// Returns whether it made work for the driver: a frame to write (a keepalive ping, a
+    /// released close frame) or an end.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
+        if self.finished {
+            return false;
+        }
+        let transmit_before = self.conn.wants_transmit();
+        let mut changed = false;
+        if let Some(expired) = self.conn.handle_timeout(now) {
+            self.set_end(End::TimedOut(expired.describe()));
+            changed = true;
+        }
+        if self.in_flight > 0
+            && let Some(stall) = self.options.send_stall_timeout
+        {
+            let since = *self.stalled_since.get_or_insert(now);
+            if now >= since + stall {
+                // No close frame can reach a peer that does not read: end the connection.
+                self.conn.abort();
+                self.in_flight = 0;
+                self.set_end(End::Stalled);
+                changed = true;
+            }
+        }
+        match self.linger {
+            Linger::Asked => {
+                self.linger = Linger::Until(now + self.options.protocol.close_timeout);
+            }
+            Linger::Until(until) if now >= until => {
+                self.linger = Linger::Over;
+                changed = true;
+            }
+            _ => {}
+        }
+        changed || (!transmit_before && self.conn.wants_transmit())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next run, if ever.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let mut at = self.conn.poll_timeout();
+        let mut consider = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        if let (Some(since), Some(stall)) = (self.stalled_since, self.options.send_stall_timeout)
+            && self.in_flight > 0
+        {
+            consider(since + stall);
+        }
+        if let Linger::Until(until) = self.linger {
+            consider(until);
+        }
+        at
+    }
+
+    /// What to do with the TCP connection, in RFC 6455 §7.1.1's order: once the closing
+    /// handshake is done and everything is written, the server shuts its side first and
+    /// both wait (at most the close timeout) for the peer's FIN, so that our close frame is
+    /// not lost to a reset from unread data; a connection that failed otherwise is closed
+    /// at once.
+    pub(crate) fn tcp_step(&mut self) -> TcpStep {
+        if self.finished {
+            return TcpStep::Close;
+        }
+        if !self.conn.is_closed() || self.in_flight > 0 || self.conn.wants_transmit() {
+            return TcpStep::Run;
+        }
+        let clean = matches!(self.end, Some(End::Closed(_) | End::Protocol(_)));
+        if !clean || self.read_closed || self.linger == Linger::Over {
+            return TcpStep::Close;
+        }
+        if self.linger == Linger::No {
+            self.linger = Linger::Asked;
+        }
+        if self.conn.role().closes_tcp_first() && !self.write_shut {
+            self.write_shut = true;
+            return TcpStep::ShutdownWrite;
+        }
+        TcpStep::Run
+    }
+
+    /// The socket is closed: the connection is over for good.
+    pub(crate) fn finish(&mut self) {
+        self.conn.abort();
+        self.in_flight = 0;
+        self.set_end(End::Abnormal);
+        self.finished = true;
+    }
+
+    /// Whether the socket is closed.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Ends the connection from outside (the server's shutdown past its grace period):
+    /// nothing more is read or written.
+    pub(crate) fn abort(&mut self) {
+        self.conn.abort();
+        self.in_flight = 0;
+        self.set_end(End::Abnormal);
+    }
+
+    // ---- the application's side ----------------------------------------------------------
+
+    /// Bytes waiting for the socket: queued in the core and in flight.
+    pub(crate) fn queued(&self) -> usize {
+        self.conn.pending_transmit() + self.in_flight
+    }
+
+    /// The next message, the end, or `None` (wait). The flag says whether the driver must
+    /// be woken: reading may resume, or a held close frame may now go out.
+    pub(crate) fn recv(&mut self) -> (Option<Result<Message, Error>>, bool) {
+        if let Some(message) = self.inbox.pop_front() {
+            let was_paused = self.reading_paused();
+            self.inbox_bytes -= message.len();
+            let wake = (was_paused && !self.reading_paused())
+                || (self.inbox.is_empty() && self.conn.state() == State::ClosePending);
+            return (Some(Ok(message)), wake);
+        }
+        match &self.end {
+            Some(end) => (Some(Err(end.to_error())), false),
+            None => (None, false),
+        }
+    }
+
+    /// Queues `message` if the send queue is under its bound: `Ok(true)`; `Ok(false)`:
+    /// wait for space.
+    pub(crate) fn try_send(&mut self, message: &Message) -> Result<bool, Error> {
+        if !self.conn.can_send() {
+            return Err(self.closed_error());
+        }
+        if self.queued() >= self.options.max_send_queue {
+            return Ok(false);
+        }
+        self.conn.send(message)?;
+        Ok(true)
+    }
+
+    /// Queues a ping. During a pending close, fails with the reason the connection ends.
+    pub(crate) fn ping(&mut self, payload: Bytes) -> Result<(), Error> {
+        if self.conn.state() != State::Open {
+            return Err(self.closed_error());
+        }
+        self.conn.send_ping(payload)?;
+        Ok(())
+    }
+
+    /// Starts the closing handshake if the connection is open; returns whether it did.
+    pub(crate) fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<bool, Error> {
+        if self.conn.state() != State::Open {
+            return Ok(false);
+        }
+        self.conn.close(code, reason)?;
+        Ok(true)
+    }
+
+    /// Whether the connection has ended (nothing more can be sent).
+    pub(crate) fn is_ended(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// The error for an operation on a connection that can no longer send.
+    pub(crate) fn closed_error(&self) -> Error {
+        match &self.end {
+            Some(end) => end.to_error(),
+            None => Error::Send(SendError::Closed),
+        }
+    }
+
+    /// Records the end of the connection (the first reason wins).
+    fn set_end(&mut self, end: End) {
+        if self.end.is_none() {
+            self.end = Some(end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::config::Config;
+    use crate::proto::role::Role;
+    use std::time::Duration;
+
+    fn session(options: SocketOptions) -> Session {
+        let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new());
+        Session::new(conn, Rc::new(options))
+    }
+
+    /// A masked client frame.
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut client = Connection::new(Role::Client, Config::default(), BytesMut::new());
+        match opcode {
+            0x1 => client
+                .send(&Message::text(String::from_utf8(payload.to_vec()).unwrap()))
+                .unwrap(),
+            0x2 => client.send(&Message::binary(payload.to_vec())).unwrap(),
+            0x8 => client.close(CloseCode::NORMAL, "").unwrap(),
+            _ => unreachable!(),
+        }
+        let mut out = Vec::new();
+        client.drain_transmit(&mut out);
+        out.concat()
+    }
+
+    fn deliver(s: &mut Session, bytes: &[u8]) -> Received {
+        let buf = s.reserve_read();
+        buf.extend_from_slice(bytes);
+        s.on_read(bytes.len(), false)
+    }
+
+    fn written(s: &mut Session) -> Vec<u8> {
+        let mut out = Vec::new();
+        s.take_transmit(&mut out);
+        let bytes = out.concat();
+        s.on_written(bytes.len());
+        bytes
+    }
+
+    #[test]
+    fn replies_leave_while_the_close_frame_is_held_for_unread_messages() {
+        let t0 = Instant::now();
+        let mut s = session(SocketOptions::default());
+        let mut input = client_frame(0x2, b"one");
+        input.extend(client_frame(0x2, b"two"));
+        input.extend(client_frame(0x8, b""));
+        assert!(deliver(&mut s, &input).wake_recv);
+        s.handle_timeout(t0);
+        // The application answers the first message; the second is still unread.
+        let (Some(Ok(first)), _) = s.recv() else {
+            panic!()
+        };
+        s.try_send(&first).unwrap();
+        let out = written(&mut s);
+        assert_eq!(
+            out,
+            [0x82, 3, b'o', b'n', b'e'],
+            "the reply, without the close"
+        );
+        s.handle_timeout(t0);
+        assert_eq!(s.tcp_step(), TcpStep::Run);
+        // The last unread message is taken: the driver is woken, and the close goes out.
+        let (Some(Ok(second)), wake) = s.recv() else {
+            panic!()
+        };
+        assert!(wake);
+        s.try_send(&second).unwrap();
+        let out = written(&mut s);
+        assert_eq!(out, [0x82, 3, b't', b'w', b'o', 0x88, 2, 0x03, 0xe8]);
+        assert_eq!(s.tcp_step(), TcpStep::ShutdownWrite);
+    }
+
+    #[test]
+    fn the_hold_ends_after_the_close_timeout() {
+        let t0 = Instant::now();
+        let mut s = session(SocketOptions::default());
+        let mut input = client_frame(0x2, b"unread");
+        input.extend(client_frame(0x8, b""));
+        deliver(&mut s, &input);
+        assert!(written(&mut s).is_empty());
+        s.handle_timeout(t0);
+        let at = s.poll_timeout().unwrap();
+        assert_eq!(at, t0 + Config::default().close_timeout);
+        s.handle_timeout(at);
+        assert_eq!(written(&mut s), [0x88, 2, 0x03, 0xe8]);
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_for_the_stall_timeout_ends_with_1008() {
+        let t0 = Instant::now();
+        let options = SocketOptions {
+            send_stall_timeout: Some(Duration::from_secs(3)),
+            ..SocketOptions::default()
+        };
+        let mut s = session(options);
+        s.try_send(&Message::binary(vec![1u8; 100])).unwrap();
+        let mut out = Vec::new();
+        s.take_transmit(&mut out);
+        s.handle_timeout(t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(3)));
+        // Some progress restarts the wait.
+        s.on_written(10);
+        let t2 = t0 + Duration::from_secs(2);
+        s.handle_timeout(t2);
+        assert_eq!(s.poll_timeout(), Some(t2 + Duration::from_secs(3)));
+        s.handle_timeout(t2 + Duration::from_secs(3));
+        assert!(s.is_ended());
+        let Err(Error::Closed(frame)) = s.recv().0.unwrap() else {
+            panic!()
+        };
+        assert_eq!(frame.code, CloseCode::POLICY_VIOLATION);
+        assert_eq!(s.tcp_step(), TcpStep::Close);
+    }
+
+    #[test]
+    fn reading_pauses_over_the_inbox_bound_and_resumes_under_it() {
+        let options = SocketOptions {
+            max_recv_queue: 10,
+            ..SocketOptions::default()
+        };
+        let mut s = session(options);
+        deliver(&mut s, &client_frame(0x2, &[7; 8]));
+        assert!(s.wants_read());
+        deliver(&mut s, &client_frame(0x2, &[7; 8]));
+        assert!(!s.wants_read(), "16 unread bytes are over the bound of 10");
+        let (Some(Ok(_)), wake) = s.recv() else {
+            panic!()
+        };
+        assert!(wake, "back under the bound: the driver reads again");
+        assert!(s.wants_read());
+    }
+
+    #[test]
+    fn a_ping_during_a_pending_close_reports_the_peers_close() {
+        let mut s = session(SocketOptions::default());
+        let mut input = client_frame(0x2, b"unread");
+        input.extend(client_frame(0x8, b""));
+        deliver(&mut s, &input);
+        let Err(Error::Closed(frame)) = s.ping(Bytes::new()) else {
+            panic!()
+        };
+        assert_eq!(frame.code, CloseCode::NORMAL);
+    }
+
+    #[test]
+    fn the_end_of_the_stream_mid_message_is_1006() {
+        let mut s = session(SocketOptions::default());
+        let frame = client_frame(0x2, &[1; 50]);
+        deliver(&mut s, &frame[..20]);
+        assert!(s.on_read(0, false).wake_recv);
+        let Err(Error::Closed(frame)) = s.recv().0.unwrap() else {
+            panic!()
+        };
+        assert_eq!(frame.code, CloseCode::ABNORMAL);
+        assert_eq!(s.tcp_step(), TcpStep::Close);
+    }
+
+    #[test]
+    fn a_client_waits_for_the_servers_fin_at_most_the_close_timeout() {
+        let t0 = Instant::now();
+        let options = SocketOptions::default();
+        let conn = Connection::new(Role::Client, options.protocol.clone(), BytesMut::new());
+        let mut s = Session::new(conn, Rc::new(options));
+        s.start_close(CloseCode::NORMAL, "").unwrap();
+        written(&mut s);
+        // The server's close frame (unmasked).
+        deliver(&mut s, &[0x88, 2, 0x03, 0xe8]);
+        assert_eq!(s.tcp_step(), TcpStep::Run, "the client does not shut first");
+        s.handle_timeout(t0);
+        let until = s.poll_timeout().unwrap();
+        assert_eq!(until, t0 + Config::default().close_timeout);
+        s.handle_timeout(until);
+        assert_eq!(s.tcp_step(), TcpStep::Close);
+    }
+}

@@ -6,7 +6,8 @@
 #   scripts/test.sh interop    # third-party clients and servers (needs the tools below)
 #   scripts/test.sh autobahn   # the Autobahn|Testsuite, server and client, strict
 #
-# Interop and Autobahn run twice: on the io_uring driver and on the tokio (epoll) one.
+# Interop and Autobahn run twice: on the io_uring driver and on the tokio (epoll) one;
+# the socket tests run on those two and their echo suite on tokio-uring.
 #
 # Installs what is missing first (idempotent, quick when present): Debian's chromium, a
 # Python venv with `websockets` (WSENGINE_VENV, default /tmp/wsengine-venv), Node's `ws`
@@ -104,7 +105,9 @@ run_rust() {
   step "cargo test --workspace (socket tests on io_uring)"
   WSENGINE_TEST_DRIVER=uring cargo test --workspace
   step "socket tests on the tokio driver"
-  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks
+  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn
+  step "socket tests on the tokio-uring driver (the echo suite)"
+  WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo
 }
 
 run_interop() {

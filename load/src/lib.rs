@@ -142,11 +142,17 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         _ => None,
     };
     // One decision for every thread (and the embedded server), said once.
-    let driver = wsengine::runtime::executor::resolve(config.driver, 4096);
-    if config.raw && driver != Driver::Uring {
-        return Err(LoadError::Usage(
-            "--raw runs on io_uring only (the kernel refused it, or --driver tokio)".into(),
-        ));
+    let mut driver = wsengine::runtime::executor::resolve(config.driver, 4096);
+    if config.raw {
+        // The raw TCP client is written on tokio-uring's streams.
+        match driver {
+            Driver::Uring | Driver::TokioUring => driver = Driver::TokioUring,
+            _ => {
+                return Err(LoadError::Usage(
+                    "--raw runs on io_uring only (the kernel refused it, or --driver tokio)".into(),
+                ));
+            }
+        }
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (server, url, placement) = match &config.url {

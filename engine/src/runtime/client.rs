@@ -133,6 +133,15 @@ impl ConnectOptions {
                 };
                 self.connect_on(stream, target).await
             }
+            Some(Driver::Uring) => {
+                let stream = tokio::time::timeout(
+                    deadline,
+                    super::driver::uring::connect(addr, self.local_addr),
+                )
+                .await
+                .map_err(timed_out)??;
+                self.connect_on(stream, target).await
+            }
             Some(_) => {
                 let stream = match self.bound_socket(addr)? {
                     Some(socket) => tokio_uring::net::TcpStream::from_std(socket),
@@ -173,7 +182,7 @@ impl ConnectOptions {
         let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover);
         let session = Session::new(conn, Rc::new(self.socket.clone()));
         let shared = Rc::new(Shared::new(session, target.addr));
-        tokio::task::spawn_local(stream.drive(shared.clone(), None));
+        tokio::task::spawn_local(stream.drive(shared.clone(), None, Box::new(|| {})));
         Ok((WebSocket::new(shared, Role::Client), response))
     }
 

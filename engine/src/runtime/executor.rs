@@ -1,16 +1,20 @@
-//! One thread's runtime: io_uring (tokio-uring) or, where the kernel refuses rings, tokio's
-//! current-thread scheduler over epoll. Either way the connection tasks are local to the
-//! thread (`spawn_local`), so the [`WebSocket`](super::WebSocket) handle and the
-//! application's handlers are the same on both drivers.
+//! One thread's runtime: tokio's current-thread scheduler with a `LocalSet`, and the IO
+//! driver under it: io_uring (our ring, turned by a task of the runtime, or tokio-uring's)
+//! or, where the kernel refuses rings, tokio's epoll reactor. Either way the application's
+//! tasks are local to the thread (`spawn_local`) and can use tokio's timers and channels,
+//! so the [`WebSocket`](super::WebSocket) handle and the handlers are the same on every
+//! driver.
 //!
 //! [`Driver::Auto`] is resolved once by [`resolve`]: a ring is created and dropped; if the
-//! kernel refuses it (seccomp's `EPERM`, `ENOSYS`, `kernel.io_uring_disabled`), one line
-//! goes to stderr and tokio is used.
+//! kernel refuses it (seccomp's `EPERM`, `ENOSYS`, `kernel.io_uring_disabled`) or is older
+//! than 6.0 (no multishot receive), one line goes to stderr and tokio is used.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Once;
 
+use super::driver::uring::{Ring, RingConfig};
 use super::error::Error;
 use super::uring::UringRuntime;
 
@@ -20,11 +24,15 @@ pub enum Driver {
     /// io_uring where the kernel allows it, otherwise tokio (with one line on stderr).
     #[default]
     Auto,
-    /// io_uring only: fail with [`Error::UringUnavailable`](super::Error::UringUnavailable)
-    /// where the kernel refuses rings.
+    /// io_uring only (multishot receive into a provided buffer ring, Linux 6.0+): fail
+    /// with [`Error::UringUnavailable`](super::Error::UringUnavailable) where the kernel
+    /// refuses rings.
     Uring,
     /// tokio's epoll reactor, even where io_uring works.
     Tokio,
+    /// The first io_uring driver, on `tokio-uring` (one read and one write in flight per
+    /// connection), kept for comparison while some benchmark favours it.
+    TokioUring,
 }
 
 impl Driver {
@@ -34,6 +42,7 @@ impl Driver {
             Driver::Auto => "auto",
             Driver::Uring => "uring",
             Driver::Tokio => "tokio",
+            Driver::TokioUring => "tokio-uring",
         }
     }
 }
@@ -46,7 +55,10 @@ impl std::str::FromStr for Driver {
             "auto" => Ok(Driver::Auto),
             "uring" | "io_uring" | "io-uring" => Ok(Driver::Uring),
             "tokio" | "epoll" => Ok(Driver::Tokio),
-            other => Err(format!("unknown driver {other:?}: auto, uring or tokio")),
+            "tokio-uring" => Ok(Driver::TokioUring),
+            other => Err(format!(
+                "unknown driver {other:?}: auto, uring, tokio or tokio-uring"
+            )),
         }
     }
 }
@@ -62,18 +74,23 @@ thread_local! {
     static ACTIVE: Cell<Option<Driver>> = const { Cell::new(None) };
 }
 
-/// The driver of the runtime this thread is running (`Uring` or `Tokio`), or `None`
-/// outside one of ours.
+/// The driver of the runtime this thread is running (`Uring`, `Tokio` or `TokioUring`),
+/// or `None` outside one of ours.
 pub fn current_driver() -> Option<Driver> {
     ACTIVE.with(Cell::get)
 }
 
-/// Runs `f` with [`current_driver`] saying `driver`.
+/// Runs `f` with [`current_driver`] saying `driver`; the previous value comes back when
+/// `f` returns or panics.
 pub(crate) fn with_active<R>(driver: Driver, f: impl FnOnce() -> R) -> R {
-    let previous = ACTIVE.with(|a| a.replace(Some(driver)));
-    let output = f();
-    ACTIVE.with(|a| a.set(previous));
-    output
+    struct Restore(Option<Driver>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(ACTIVE.with(|a| a.replace(Some(driver))));
+    f()
 }
 
 /// Turns [`Driver::Auto`] into `Uring` or `Tokio` by creating a ring (`entries` deep) and
@@ -82,8 +99,8 @@ pub fn resolve(driver: Driver, entries: u32) -> Driver {
     if driver != Driver::Auto {
         return driver;
     }
-    match UringRuntime::new(entries) {
-        Ok(_) => Driver::Uring,
+    match probe(entries) {
+        Ok(()) => Driver::Uring,
         Err(e) => {
             static SAID: Once = Once::new();
             SAID.call_once(|| {
@@ -94,12 +111,38 @@ pub fn resolve(driver: Driver, entries: u32) -> Driver {
     }
 }
 
-/// A single-threaded runtime on either driver: what each server worker runs, and what a
+/// Whether our io_uring driver can run here: a ring with a buffer ring can be made, and
+/// the kernel has multishot receive (6.0).
+fn probe(entries: u32) -> Result<(), Error> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']);
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if major < 6 {
+        return Err(Error::UringUnavailable(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("kernel {} has no multishot receive (6.0+)", release.trim()),
+        )));
+    }
+    Ring::new(RingConfig {
+        entries: entries.min(64),
+        buffers: 1,
+        buffer_size: 64,
+    })
+    .map(drop)
+    .map_err(Error::UringUnavailable)
+}
+
+/// A single-threaded runtime on any driver: what each server worker runs, and what a
 /// client thread (such as each of `load`'s) runs.
 pub struct LocalRuntime(Kind);
 
 enum Kind {
-    Uring(UringRuntime),
+    Uring {
+        runtime: tokio::runtime::Runtime,
+        local: tokio::task::LocalSet,
+        ring: Rc<Ring>,
+    },
+    TokioUring(UringRuntime),
     Tokio(tokio::runtime::Runtime, tokio::task::LocalSet),
 }
 
@@ -107,24 +150,44 @@ impl LocalRuntime {
     /// Creates a runtime for `driver` on this thread (resolving [`Driver::Auto`] first),
     /// with `entries` submission queue entries if it is io_uring.
     pub fn new(driver: Driver, entries: u32) -> Result<Self, Error> {
+        Self::with_ring(
+            driver,
+            RingConfig {
+                entries,
+                ..RingConfig::default()
+            },
+        )
+    }
+
+    /// [`new`](Self::new) with the io_uring driver's ring shaped by `config`.
+    pub(crate) fn with_ring(driver: Driver, config: RingConfig) -> Result<Self, Error> {
+        let entries = config.entries;
         match resolve(driver, entries) {
-            Driver::Tokio => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                Ok(LocalRuntime(Kind::Tokio(
-                    runtime,
-                    tokio::task::LocalSet::new(),
-                )))
+            Driver::Tokio => Ok(LocalRuntime(Kind::Tokio(
+                current_thread()?,
+                tokio::task::LocalSet::new(),
+            ))),
+            Driver::TokioUring => Ok(LocalRuntime(Kind::TokioUring(UringRuntime::new(entries)?))),
+            _ => {
+                probe(entries)?;
+                let ring = Ring::new(config).map_err(Error::UringUnavailable)?;
+                let local = tokio::task::LocalSet::new();
+                // The task that turns the ring lives as long as the runtime.
+                local.spawn_local(ring.clone().run());
+                Ok(LocalRuntime(Kind::Uring {
+                    runtime: current_thread()?,
+                    local,
+                    ring,
+                }))
             }
-            _ => Ok(LocalRuntime(Kind::Uring(UringRuntime::new(entries)?))),
         }
     }
 
-    /// [`Driver::Uring`] or [`Driver::Tokio`].
+    /// [`Driver::Uring`], [`Driver::Tokio`] or [`Driver::TokioUring`].
     pub fn driver(&self) -> Driver {
         match self.0 {
-            Kind::Uring(_) => Driver::Uring,
+            Kind::Uring { .. } => Driver::Uring,
+            Kind::TokioUring(_) => Driver::TokioUring,
             Kind::Tokio(..) => Driver::Tokio,
         }
     }
@@ -133,12 +196,27 @@ impl LocalRuntime {
     /// `tokio::task::spawn_local` run on this runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         match &self.0 {
-            Kind::Uring(runtime) => runtime.block_on(future),
+            Kind::Uring {
+                runtime,
+                local,
+                ring,
+            } => {
+                let _current = Ring::enter(ring);
+                with_active(Driver::Uring, || local.block_on(runtime, future))
+            }
+            Kind::TokioUring(runtime) => runtime.block_on(future),
             Kind::Tokio(runtime, local) => {
                 with_active(Driver::Tokio, || local.block_on(runtime, future))
             }
         }
     }
+}
+
+/// A current-thread tokio runtime with timers and the reactor.
+fn current_thread() -> Result<tokio::runtime::Runtime, Error> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Runs `future` on a new runtime of `driver` on this thread (the client side: inside it,

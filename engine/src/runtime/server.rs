@@ -73,6 +73,8 @@ pub(crate) struct ServerShared {
     pub(crate) driver: Driver,
     pub(crate) pin_workers: bool,
     pub(crate) registered_buffers: Option<(usize, usize)>,
+    /// The io_uring driver's provided buffer ring: count and size.
+    pub(crate) receive_buffers: (u16, usize),
 }
 
 /// Configures and starts a [`Server`].
@@ -89,6 +91,7 @@ pub struct ServerBuilder {
     driver: Driver,
     pin_workers: bool,
     registered_buffers: Option<(usize, usize)>,
+    receive_buffers: (u16, usize),
     on_handshake: Option<Arc<HandshakeHook>>,
 }
 
@@ -111,6 +114,7 @@ impl Server {
             driver: Driver::Auto,
             pin_workers: true,
             registered_buffers: None,
+            receive_buffers: (256, 16 * 1024),
             on_handshake: None,
         }
     }
@@ -175,14 +179,26 @@ impl ServerBuilder {
         self
     }
 
-    /// Read into `count` registered (fixed) buffers of `size` bytes per worker, registered
-    /// with the worker's ring, instead of straight into each connection's receive buffer.
+    /// With [`Driver::TokioUring`]: read into `count` registered (fixed) buffers of `size`
+    /// bytes per worker, registered with the worker's ring, instead of straight into each
+    /// connection's receive buffer (the other drivers ignore it).
     /// Costs `count × size` of locked memory per worker (counted against
     /// `RLIMIT_MEMLOCK` for unprivileged users) and one copy of every received byte; a
     /// read finding the pool empty uses an ordinary buffer. Default off: see the README's
     /// measurement.
     pub fn registered_buffers(mut self, count: usize, size: usize) -> Self {
         self.registered_buffers = (count > 0 && size > 0).then_some((count, size));
+        self
+    }
+
+    /// The io_uring driver's receive buffers: a ring of `count` buffers (a power of two,
+    /// at most 32768) of `size` bytes per worker, which the kernel fills only when bytes
+    /// arrive, so idle connections hold none. Default 256 × 16 KiB (4 MiB per worker).
+    /// Fewer buffers than busy connections is correct, only slower: a receive that finds
+    /// the ring empty is armed again once buffers come back. Received bytes are copied
+    /// once into the connection's receive buffer and the ring buffer is returned at once.
+    pub fn receive_buffers(mut self, count: u16, size: usize) -> Self {
+        self.receive_buffers = (count.max(1), size.max(64));
         self
     }
 
@@ -228,6 +244,7 @@ impl ServerBuilder {
             driver,
             pin_workers: self.pin_workers,
             registered_buffers: self.registered_buffers,
+            receive_buffers: self.receive_buffers,
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);
         let (ready_tx, ready_rx) = mpsc::channel();

@@ -23,6 +23,13 @@ use crate::proto::close::CloseCode;
 use crate::proto::message::{Message, Utf8Bytes};
 use crate::proto::role::Role;
 
+/// How the handle tells a driver that runs connections inline (without a task per
+/// connection) that this one has work.
+pub(crate) trait Kick {
+    /// Marks the connection for the driver's next turn and wakes the driver.
+    fn kick(&self);
+}
+
 /// What a connection's handle and its driver share.
 pub(crate) struct Shared {
     pub(crate) session: RefCell<Session>,
@@ -35,6 +42,8 @@ pub(crate) struct Shared {
     finished: LocalNotify,
     /// The driver's task, woken when the handle gives it work.
     driver: RefCell<Option<Waker>>,
+    /// Instead of a task: how a driver that runs connections inline (io_uring) is told.
+    kick: RefCell<Option<Rc<dyn Kick>>>,
     /// Set by [`wake_driver`](Self::wake_driver), taken by the driver.
     kicked: Cell<bool>,
 }
@@ -48,17 +57,34 @@ impl Shared {
             send_space: LocalNotify::default(),
             finished: LocalNotify::default(),
             driver: RefCell::new(None),
+            kick: RefCell::new(None),
             kicked: Cell::new(false),
         }
+    }
+
+    /// For a driver that runs this connection inline: `kick` is how the handle wakes it.
+    pub(crate) fn set_kick(&self, kick: Rc<dyn Kick>) {
+        *self.kick.borrow_mut() = Some(kick);
     }
 
     /// Wakes the driver's task: something was queued, closed, or read.
     #[inline]
     pub(crate) fn wake_driver(&self) {
-        self.kicked.set(true);
-        if let Some(waker) = self.driver.borrow().as_ref() {
+        if self.kicked.replace(true) {
+            // Already told since the driver last looked.
+            return;
+        }
+        if let Some(kick) = self.kick.borrow().as_ref() {
+            kick.kick();
+        } else if let Some(waker) = self.driver.borrow().as_ref() {
             waker.wake_by_ref();
         }
+    }
+
+    /// For an inline driver: whether the handle kicked it since the last call.
+    #[inline]
+    pub(crate) fn take_kicked(&self) -> bool {
+        self.kicked.replace(false)
     }
 
     /// The driver's task is the one polled with `waker`; returns whether it was woken by
@@ -87,6 +113,7 @@ impl Shared {
     /// For the driver: the socket is closed; everyone waiting is told.
     pub(crate) fn finished(&self) {
         self.driver.borrow_mut().take();
+        self.kick.borrow_mut().take();
         self.readable.notify();
         self.send_space.notify();
         self.finished.notify();

@@ -50,7 +50,7 @@ impl UringRuntime {
     /// Runs `future` to completion on this thread. Tasks it spawns with
     /// `tokio_uring::spawn` (or `tokio::task::spawn_local`) run on this runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        super::executor::with_active(super::executor::Driver::Uring, || {
+        super::executor::with_active(super::executor::Driver::TokioUring, || {
             self.inner.block_on(future)
         })
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::watch;
 
+use super::driver::uring::{RingConfig, UringListener};
 use super::driver::{Acceptor, ReadPool, Transport};
 use super::error::Error;
 use super::executor::Driver;
@@ -95,7 +96,12 @@ pub(crate) fn run(
     {
         core_affinity::set_for_current(cores[index % cores.len()]);
     }
-    let runtime = match LocalRuntime::new(shared.driver, shared.ring_entries) {
+    let ring = RingConfig {
+        entries: shared.ring_entries,
+        buffers: shared.receive_buffers.0,
+        buffer_size: shared.receive_buffers.1,
+    };
+    let runtime = match LocalRuntime::with_ring(shared.driver, ring) {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -125,7 +131,20 @@ pub(crate) fn run(
                 }
             };
             let _ = ready.send(Ok(()));
-            // Registered buffers are io_uring's; the tokio driver reads ordinarily.
+            // Registered buffers are tokio-uring's; the tokio driver reads ordinarily.
+            serve(listener, control, shared, shutdown, None).await;
+            return;
+        }
+        if driver == Driver::Uring {
+            let listener = match UringListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    let _ = ready.send(Err(e.into()));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            // Receives go into the worker's buffer ring; registered buffers are not used.
             serve(listener, control, shared, shutdown, None).await;
             return;
         }
@@ -306,10 +325,7 @@ async fn connection<T: Transport>(
         WebSocket::new(inner.clone(), Role::Server),
         request,
     ));
-    tokio::task::spawn_local(async move {
-        stream.drive(inner, read_pool).await;
-        on_finish();
-    });
+    tokio::task::spawn_local(stream.drive(inner, read_pool, Box::new(on_finish)));
 }
 
 fn reject<T: Transport>(id: u64, stream: &T, registry: &Registry<T>, shared: &ServerShared) {

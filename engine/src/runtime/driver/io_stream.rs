@@ -65,8 +65,14 @@ impl<S: AsyncRead + AsyncWrite + 'static> Transport for IoStream<S> {
         Ok(())
     }
 
-    async fn drive(self: Rc<Self>, shared: Rc<Shared>, _pool: Option<Rc<ReadPool>>) {
+    async fn drive(
+        self: Rc<Self>,
+        shared: Rc<Shared>,
+        _pool: Option<Rc<ReadPool>>,
+        on_finish: Box<dyn FnOnce()>,
+    ) {
         readiness::run(shared, self).await;
+        on_finish();
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! | file | driver |
 //! |---|---|
+//! | `uring/` | io_uring on the `io-uring` crate: multishot receive into a buffer ring, connections run inline by the ring task |
 //! | `tokio_uring` | io_uring through `tokio-uring`: owned-buffer reads and writes, one of each in flight |
 //! | `tokio` | tokio's epoll reactor: readiness, then non-blocking reads and writes |
 //! | `io_stream` | any tokio `AsyncRead + AsyncWrite` (a connection hyper hands over) |
@@ -30,6 +31,7 @@ pub(crate) mod read_pool;
 mod readiness;
 mod tokio;
 mod tokio_uring;
+pub(crate) mod uring;
 
 pub(crate) use read_pool::ReadPool;
 
@@ -50,9 +52,16 @@ pub(crate) trait Transport: 'static {
     fn set_nodelay(&self) -> io::Result<()>;
 
     /// Runs the established connection `shared` (its handshake done, any bytes that came
-    /// with it in the receive buffer) until the socket is closed. `pool`: the worker's
-    /// registered read buffers, which only io_uring has.
-    async fn drive(self: Rc<Self>, shared: Rc<Shared>, pool: Option<Rc<ReadPool>>);
+    /// with it in the receive buffer) until the socket is closed, then calls `on_finish`.
+    /// `pool`: the worker's registered read buffers, which only tokio-uring has. A driver
+    /// that runs connections inline (io_uring) returns at once and calls `on_finish`
+    /// later.
+    async fn drive(
+        self: Rc<Self>,
+        shared: Rc<Shared>,
+        pool: Option<Rc<ReadPool>>,
+        on_finish: Box<dyn FnOnce()>,
+    );
 
     /// Writes all of `bytes` (handshake responses).
     async fn write_all(&self, bytes: Vec<u8>) -> io::Result<()> {

@@ -46,9 +46,15 @@ impl Transport for TcpStream {
         TcpStream::set_nodelay(self, true)
     }
 
-    async fn drive(self: Rc<Self>, shared: Rc<Shared>, _pool: Option<Rc<ReadPool>>) {
-        // Registered buffers are io_uring's; this driver reads ordinarily.
+    async fn drive(
+        self: Rc<Self>,
+        shared: Rc<Shared>,
+        _pool: Option<Rc<ReadPool>>,
+        on_finish: Box<dyn FnOnce()>,
+    ) {
+        // Registered buffers are tokio-uring's; this driver reads ordinarily.
         readiness::run(shared, self).await;
+        on_finish();
     }
 }
 

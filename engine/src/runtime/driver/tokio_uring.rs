@@ -65,8 +65,14 @@ impl Transport for TcpStream {
         TcpStream::set_nodelay(self, true)
     }
 
-    async fn drive(self: Rc<Self>, shared: Rc<Shared>, pool: Option<Rc<ReadPool>>) {
+    async fn drive(
+        self: Rc<Self>,
+        shared: Rc<Shared>,
+        pool: Option<Rc<ReadPool>>,
+        on_finish: Box<dyn FnOnce()>,
+    ) {
         run(shared, self, pool).await;
+        on_finish();
     }
 }
 

@@ -1,0 +1,688 @@
+//! A socket in the worker's ring: its operations (multishot receive, one send, multishot
+//! accept, connect), their completions, and the inline state machine of an established
+//! connection ([`Socket::pump`]).
+//!
+//! Until a session takes it over, received bytes wait in the socket for the handshake's
+//! reads (async, [`Transport::read`]); after [`Transport::drive`], they go straight into
+//! the session's receive buffer and the core runs over them in the completion's turn.
+//! While the session pauses reading (a queue over its bound) the receive is cancelled;
+//! bytes already on their way wait unprocessed, so no reply is queued for them until it
+//! resumes. A multishot receive that ends (no `F_MORE`: out of ring buffers, or done) is
+//! armed again at the next turn; bytes are never lost or reordered, since the socket keeps
+//! what the kernel did not deliver.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::{Rc, Weak};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use io_uring::{cqueue, opcode, types};
+
+use super::ring::{BUF_GROUP, OpKind, Ring, SlotId, current};
+use crate::runtime::driver::{Acceptor, IOV_MAX, ReadPool, Transport, consume};
+use crate::runtime::session::TcpStep;
+use crate::runtime::socket::{Kick, Shared};
+
+/// A send in flight: what it points at lives here until its completion.
+struct SendOp {
+    chunks: Vec<Bytes>,
+    /// What the kernel reads for a `sendmsg`: kept alive, never read here.
+    _iovecs: Vec<libc::iovec>,
+    _msg: Box<libc::msghdr>,
+    /// Sent for the session (else for an async `write`).
+    for_session: bool,
+}
+
+/// A socket's state, borrowed only inside plain calls (never across an await).
+#[derive(Default)]
+struct State {
+    /// A multishot receive is in the kernel.
+    recv_armed: bool,
+    /// Its cancellation was asked for.
+    recv_cancelling: bool,
+    /// Bytes received and not yet taken: by the handshake's reads, or by a session
+    /// paused for backpressure.
+    received: BytesMut,
+    /// The receive side ended: `Some(None)` at end of stream, `Some(Some(kind))` on error.
+    recv_end: Option<Option<io::ErrorKind>>,
+    recv_waker: Option<Waker>,
+    send: Option<SendOp>,
+    send_result: Option<io::Result<usize>>,
+    send_waker: Option<Waker>,
+    accept_armed: bool,
+    accepted: VecDeque<io::Result<OwnedFd>>,
+    accept_waker: Option<Waker>,
+    connect_addr: Option<Box<socket2::SockAddr>>,
+    connect_result: Option<io::Result<()>>,
+    connect_waker: Option<Waker>,
+    /// The established connection this socket carries.
+    session: Option<Rc<Shared>>,
+    on_finish: Option<Box<dyn FnOnce()>>,
+    /// The deadline the worker's heap holds for this socket.
+    timer_at: Option<Instant>,
+    /// Shut down for good; the slot is freed once no operation is left.
+    closed: bool,
+}
+
+/// A socket of the ring.
+pub(crate) struct Socket {
+    id: SlotId,
+    fd: OwnedFd,
+    ring: Weak<Ring>,
+    st: RefCell<State>,
+}
+
+impl Kick for Socket {
+    fn kick(&self) {
+        if let Some(ring) = self.ring.upgrade() {
+            ring.mark_dirty(self.id);
+        }
+    }
+}
+
+impl Socket {
+    fn new(ring: &Rc<Ring>, fd: OwnedFd) -> Rc<Socket> {
+        let weak = Rc::downgrade(ring);
+        ring.insert(|id| Socket {
+            id,
+            fd,
+            ring: weak,
+            st: RefCell::default(),
+        })
+    }
+
+    fn raw(&self) -> types::Fd {
+        types::Fd(self.fd.as_raw_fd())
+    }
+
+    fn arm_recv(&self, ring: &Ring, st: &mut State) {
+        if st.recv_armed || st.recv_end.is_some() || st.closed {
+            return;
+        }
+        let entry = opcode::RecvMulti::new(self.raw(), BUF_GROUP)
+            .build()
+            .user_data(self.id.user_data(OpKind::Recv));
+        ring.push(entry);
+        st.recv_armed = true;
+        st.recv_cancelling = false;
+    }
+
+    fn cancel_recv(&self, ring: &Ring, st: &mut State) {
+        if !st.recv_armed || st.recv_cancelling {
+            return;
+        }
+        let entry = opcode::AsyncCancel::new(self.id.user_data(OpKind::Recv))
+            .build()
+            .user_data(self.id.user_data(OpKind::Cancel));
+        ring.push(entry);
+        st.recv_cancelling = true;
+    }
+
+    /// Submits a send of `chunks` (one `send`, or `sendmsg` of up to `IOV_MAX` of them).
+    fn start_send(&self, ring: &Ring, st: &mut State, chunks: Vec<Bytes>, for_session: bool) {
+        let iovecs: Vec<libc::iovec> = chunks
+            .iter()
+            .take(IOV_MAX)
+            .map(|c| libc::iovec {
+                iov_base: c.as_ptr() as *mut libc::c_void,
+                iov_len: c.len(),
+            })
+            .collect();
+        // SAFETY: a zeroed msghdr is a valid empty one (all pointers null, lengths 0).
+        let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msg.msg_iov = iovecs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iovecs.len() as _;
+        let entry = if chunks.len() == 1 {
+            opcode::Send::new(self.raw(), chunks[0].as_ptr(), chunks[0].len() as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        } else {
+            opcode::SendMsg::new(self.raw(), &*msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        };
+        ring.push(entry.user_data(self.id.user_data(OpKind::Send)));
+        st.send = Some(SendOp {
+            chunks,
+            _iovecs: iovecs,
+            _msg: msg,
+            for_session,
+        });
+    }
+
+    /// Whether an operation is still in the kernel.
+    fn busy(st: &State) -> bool {
+        st.recv_armed || st.send.is_some() || st.accept_armed || st.connect_addr.is_some()
+    }
+
+    /// Whether an operation of this socket is still in the kernel.
+    pub(super) fn is_busy(&self) -> bool {
+        Self::busy(&self.st.borrow())
+    }
+
+    /// The ring is going away: the connection ends now (1006 for its application), and
+    /// the socket is shut down so that its operations complete.
+    pub(super) fn abandon(&self) {
+        let (session, on_finish) = {
+            let mut st = self.st.borrow_mut();
+            st.closed = true;
+            (st.session.take(), st.on_finish.take())
+        };
+        let _ = socket2::SockRef::from(&self.fd).shutdown(Shutdown::Both);
+        if let Some(shared) = session {
+            shared.session.borrow_mut().finish();
+            shared.finished();
+        }
+        if let Some(f) = on_finish {
+            f();
+        }
+    }
+
+    /// Shuts the socket down for good: every operation in flight completes (a receive
+    /// sees the end, a send fails), and the slot is freed when the last has.
+    fn close(&self, ring: &Ring) {
+        let mut st = self.st.borrow_mut();
+        if !st.closed {
+            st.closed = true;
+            let _ = socket2::SockRef::from(&self.fd).shutdown(Shutdown::Both);
+        }
+        let idle = !Self::busy(&st);
+        drop(st);
+        if idle {
+            ring.remove(self.id);
+        }
+    }
+
+    // ---- completions -----------------------------------------------------------------
+
+    /// An operation of this socket completed.
+    pub(super) fn complete(self: &Rc<Self>, ring: &Ring, kind: u8, result: i32, flags: u32) {
+        match kind {
+            k if k == OpKind::Recv as u8 => self.on_recv(ring, result, flags),
+            k if k == OpKind::Send as u8 => self.on_send(ring, result),
+            k if k == OpKind::Accept as u8 => {
+                let mut st = self.st.borrow_mut();
+                if result >= 0 {
+                    // SAFETY: a successful accept's result is a new descriptor we own.
+                    st.accepted
+                        .push_back(Ok(unsafe { OwnedFd::from_raw_fd(result) }));
+                } else {
+                    st.accepted
+                        .push_back(Err(io::Error::from_raw_os_error(-result)));
+                }
+                if !cqueue::more(flags) {
+                    st.accept_armed = false;
+                }
+                if let Some(w) = st.accept_waker.take() {
+                    w.wake();
+                }
+            }
+            k if k == OpKind::Connect as u8 => {
+                let mut st = self.st.borrow_mut();
+                st.connect_addr = None;
+                st.connect_result = Some(if result < 0 {
+                    Err(io::Error::from_raw_os_error(-result))
+                } else {
+                    Ok(())
+                });
+                if let Some(w) = st.connect_waker.take() {
+                    w.wake();
+                }
+            }
+            _ => {}
+        }
+        let st = self.st.borrow();
+        if st.closed && !Self::busy(&st) {
+            drop(st);
+            ring.remove(self.id);
+        }
+    }
+
+    fn on_recv(self: &Rc<Self>, ring: &Ring, result: i32, flags: u32) {
+        let mut st = self.st.borrow_mut();
+        if !cqueue::more(flags) {
+            st.recv_armed = false;
+        }
+        if result > 0 {
+            let n = result as usize;
+            let Some(bid) = cqueue::buffer_select(flags) else {
+                return;
+            };
+            let session = st.session.clone();
+            match session {
+                Some(shared) if st.received.is_empty() && !st.closed => {
+                    drop(st);
+                    let wake_recv = {
+                        let mut s = shared.session.borrow_mut();
+                        if s.wants_read() {
+                            s.read_buf()
+                                .extend_from_slice(ring.bufs.borrow().filled(bid, n));
+                            let more = cqueue::sock_nonempty(flags);
+                            let received = s.on_read(n, more);
+                            if !more {
+                                s.release_idle_buffer();
+                            }
+                            Some(received.wake_recv)
+                        } else {
+                            None
+                        }
+                    };
+                    match wake_recv {
+                        Some(true) => shared.wake_recv(),
+                        Some(false) => {}
+                        // Paused: kept for later, unprocessed.
+                        None => self
+                            .st
+                            .borrow_mut()
+                            .received
+                            .extend_from_slice(ring.bufs.borrow().filled(bid, n)),
+                    }
+                    ring.bufs.borrow_mut().recycle(bid);
+                    ring.mark_dirty(self.id);
+                    return;
+                }
+                _ => {
+                    st.received
+                        .extend_from_slice(ring.bufs.borrow().filled(bid, n));
+                    ring.bufs.borrow_mut().recycle(bid);
+                }
+            }
+        } else if result == 0 {
+            st.recv_end = Some(None);
+            st.recv_armed = false;
+        } else if result == -libc::ENOBUFS {
+            // The ring ran dry: the multishot ended; armed again next turn, the bytes
+            // still wait in the socket.
+            ring.starved.set(ring.starved.get() + 1);
+            st.recv_armed = false;
+        } else if result == -libc::ECANCELED {
+            st.recv_armed = false;
+        } else {
+            st.recv_end = Some(Some(io::Error::from_raw_os_error(-result).kind()));
+            st.recv_armed = false;
+        }
+        if let Some(w) = st.recv_waker.take() {
+            w.wake();
+        }
+        let inline = st.session.is_some();
+        drop(st);
+        if inline || !self.st.borrow().recv_armed {
+            ring.mark_dirty(self.id);
+        }
+    }
+
+    fn on_send(self: &Rc<Self>, ring: &Ring, result: i32) {
+        let mut st = self.st.borrow_mut();
+        let Some(mut op) = st.send.take() else {
+            return;
+        };
+        let outcome = if result < 0 {
+            Err(io::Error::from_raw_os_error(-result))
+        } else {
+            consume(&mut op.chunks, result as usize).map(|()| result as usize)
+        };
+        if !op.for_session {
+            st.send_result = Some(outcome);
+            if let Some(w) = st.send_waker.take() {
+                w.wake();
+            }
+            return;
+        }
+        let Some(shared) = st.session.clone() else {
+            return;
+        };
+        match outcome {
+            Ok(n) => {
+                let wake_send = shared.session.borrow_mut().on_written(n);
+                if !op.chunks.is_empty() && !st.closed {
+                    // A partial send: the rest goes first, before anything newer.
+                    self.start_send(ring, &mut st, std::mem::take(&mut op.chunks), true);
+                }
+                drop(st);
+                if wake_send {
+                    shared.wake_send();
+                }
+            }
+            Err(e) => {
+                drop(st);
+                shared.session.borrow_mut().on_write_error(e.kind());
+                shared.wake_recv();
+            }
+        }
+        ring.mark_dirty(self.id);
+    }
+
+    /// A deadline this socket asked for came.
+    pub(super) fn on_timer(self: &Rc<Self>, ring: &Ring, _now: Instant) {
+        self.st.borrow_mut().timer_at = None;
+        self.pump(ring);
+    }
+
+    // ---- the established connection ---------------------------------------------------
+
+    /// Runs the connection's state machine: receive on or off, send everything queued,
+    /// end the TCP connection when the session says so, pass the time, and ask for a turn
+    /// at the next deadline.
+    pub(super) fn pump(self: &Rc<Self>, ring: &Ring) {
+        let Some(shared) = self.st.borrow().session.clone() else {
+            return;
+        };
+        shared.take_kicked();
+        loop {
+            let mut wake_recv = false;
+            let mut s = shared.session.borrow_mut();
+            let mut st = self.st.borrow_mut();
+            if st.closed {
+                return;
+            }
+            if s.wants_read() {
+                if !st.received.is_empty() {
+                    // Bytes that came while paused, in order, before anything newer.
+                    let pending = std::mem::take(&mut st.received);
+                    let n = pending.len();
+                    s.read_buf().extend_from_slice(&pending);
+                    wake_recv |= s.on_read(n, false).wake_recv;
+                }
+                match st.recv_end {
+                    Some(end) => {
+                        s.on_read_end(end);
+                        wake_recv = true;
+                    }
+                    None => self.arm_recv(ring, &mut st),
+                }
+            } else if !s.is_ended() {
+                // Paused for backpressure: stop the receive until the queues drain.
+                self.cancel_recv(ring, &mut st);
+            }
+            if st.send.is_none() {
+                let mut chunks = Vec::new();
+                s.take_transmit(&mut chunks);
+                if !chunks.is_empty() {
+                    self.start_send(ring, &mut st, chunks, true);
+                }
+            } else if s.in_flight() == 0 {
+                // Aborted: what is in flight is no longer the session's.
+                if let Some(op) = st.send.as_mut() {
+                    op.for_session = false;
+                }
+            }
+            match s.tcp_step() {
+                TcpStep::Run => {}
+                TcpStep::ShutdownWrite => {
+                    let _ = socket2::SockRef::from(&self.fd).shutdown(Shutdown::Write);
+                }
+                TcpStep::Close => {
+                    s.finish();
+                    let on_finish = st.on_finish.take();
+                    st.session = None;
+                    drop(st);
+                    drop(s);
+                    self.close(ring);
+                    shared.finished();
+                    if let Some(f) = on_finish {
+                        f();
+                    }
+                    return;
+                }
+            }
+            let changed = s.handle_timeout(Instant::now());
+            if let Some(at) = s.poll_timeout()
+                && st.timer_at.is_none_or(|armed| at < armed)
+            {
+                st.timer_at = Some(at);
+                ring.add_timer(at, self.id);
+            }
+            drop(st);
+            drop(s);
+            if wake_recv {
+                shared.wake_recv();
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+}
+
+/// An accepted or connected TCP stream on the ring.
+pub(crate) struct UringStream {
+    socket: Rc<Socket>,
+}
+
+impl UringStream {
+    /// Takes `fd` into the ring, its receive armed at once (the handshake's bytes then
+    /// wait in the socket for its reads).
+    fn new(ring: &Rc<Ring>, fd: OwnedFd) -> Self {
+        let socket = Socket::new(ring, fd);
+        socket.arm_recv(ring, &mut socket.st.borrow_mut());
+        UringStream { socket }
+    }
+
+    fn ring(&self) -> io::Result<Rc<Ring>> {
+        self.socket
+            .ring
+            .upgrade()
+            .ok_or_else(|| io::Error::other("the worker's ring is gone"))
+    }
+}
+
+impl Drop for UringStream {
+    fn drop(&mut self) {
+        // A stream dropped before a session took it over (a failed handshake) ends here;
+        // one that carries a session ends when the session does.
+        let carries_session = self.socket.st.borrow().session.is_some();
+        if !carries_session && let Some(ring) = self.socket.ring.upgrade() {
+            self.socket.close(&ring);
+        }
+    }
+}
+
+impl Transport for UringStream {
+    async fn read(&self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        let result = poll_fn(|cx| {
+            let mut st = self.socket.st.borrow_mut();
+            if !st.received.is_empty() {
+                let spare = (buf.capacity() - buf.len()).max(1);
+                let n = spare.min(st.received.len());
+                buf.extend_from_slice(&st.received[..n]);
+                st.received.advance(n);
+                return Poll::Ready(Ok(n));
+            }
+            match st.recv_end {
+                Some(None) => return Poll::Ready(Ok(0)),
+                Some(Some(kind)) => return Poll::Ready(Err(io::Error::from(kind))),
+                None => {}
+            }
+            if st.closed {
+                return Poll::Ready(Ok(0));
+            }
+            if !st.recv_armed
+                && let Ok(ring) = self.ring()
+            {
+                self.socket.arm_recv(&ring, &mut st);
+                drop(st);
+                ring.mark_dirty(self.socket.id);
+                st = self.socket.st.borrow_mut();
+            }
+            st.recv_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        (result, buf)
+    }
+
+    async fn write(&self, chunks: Vec<Bytes>) -> (io::Result<usize>, Vec<Bytes>) {
+        let ring = match self.ring() {
+            Ok(ring) => ring,
+            Err(e) => return (Err(e), chunks),
+        };
+        {
+            let mut st = self.socket.st.borrow_mut();
+            if st.send.is_some() {
+                return (Err(io::ErrorKind::WouldBlock.into()), chunks);
+            }
+            st.send_result = None;
+            self.socket
+                .start_send(&ring, &mut st, chunks.clone(), false);
+        }
+        ring.mark_dirty(self.socket.id);
+        let result = poll_fn(|cx| {
+            let mut st = self.socket.st.borrow_mut();
+            match st.send_result.take() {
+                Some(result) => Poll::Ready(result),
+                None => {
+                    st.send_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        // The count refers to `chunks` as they were given; the caller consumes them.
+        (result, chunks)
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        socket2::SockRef::from(&self.socket.fd).shutdown(how)
+    }
+
+    fn set_nodelay(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.socket.fd).set_nodelay(true)
+    }
+
+    async fn drive(
+        self: Rc<Self>,
+        shared: Rc<Shared>,
+        _pool: Option<Rc<ReadPool>>,
+        on_finish: Box<dyn FnOnce()>,
+    ) {
+        let Ok(ring) = self.ring() else {
+            shared.session.borrow_mut().finish();
+            shared.finished();
+            on_finish();
+            return;
+        };
+        {
+            let mut st = self.socket.st.borrow_mut();
+            // Bytes that came after the handshake's last read go first.
+            let early = std::mem::take(&mut st.received);
+            let mut s = shared.session.borrow_mut();
+            s.read_buf().extend_from_slice(&early);
+            st.session = Some(shared.clone());
+            st.on_finish = Some(on_finish);
+        }
+        shared.set_kick(self.socket.clone());
+        if shared.session.borrow_mut().process().wake_recv {
+            shared.wake_recv();
+        }
+        self.socket.pump(&ring);
+        // The ring runs the connection from here; this task ends.
+    }
+}
+
+/// A listening socket on the ring, with a multishot accept.
+pub(crate) struct UringListener {
+    socket: Rc<Socket>,
+}
+
+impl UringListener {
+    /// Takes `listener` into this thread's ring.
+    pub(crate) fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        let ring =
+            current().ok_or_else(|| io::Error::other("no io_uring driver on this thread"))?;
+        let socket = Socket::new(&ring, OwnedFd::from(listener));
+        Ok(UringListener { socket })
+    }
+}
+
+impl Drop for UringListener {
+    fn drop(&mut self) {
+        if let Some(ring) = self.socket.ring.upgrade() {
+            self.socket.close(&ring);
+        }
+    }
+}
+
+impl Acceptor for UringListener {
+    type Stream = UringStream;
+
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        let ring = self
+            .socket
+            .ring
+            .upgrade()
+            .ok_or_else(|| io::Error::other("the worker's ring is gone"))?;
+        let fd = poll_fn(|cx| {
+            let mut st = self.socket.st.borrow_mut();
+            if let Some(next) = st.accepted.pop_front() {
+                return Poll::Ready(next);
+            }
+            if st.closed {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            }
+            if !st.accept_armed {
+                let entry = opcode::AcceptMulti::new(self.socket.raw())
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()
+                    .user_data(self.socket.id.user_data(OpKind::Accept));
+                ring.push(entry);
+                st.accept_armed = true;
+                ring.mark_dirty(self.socket.id);
+            }
+            st.accept_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        let peer = socket2::SockRef::from(&fd)
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP peer"))?;
+        Ok((UringStream::new(&ring, fd), peer))
+    }
+}
+
+/// Connects to `addr` (from `local`, if given) on this thread's ring.
+pub(crate) async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<UringStream> {
+    let ring = current().ok_or_else(|| io::Error::other("no io_uring driver on this thread"))?;
+    let raw = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM.cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    if let Some(local) = local {
+        raw.bind(&SocketAddr::new(local, 0).into())?;
+    }
+    let socket = Socket::new(&ring, OwnedFd::from(raw));
+    {
+        let mut st = socket.st.borrow_mut();
+        let target = Box::new(socket2::SockAddr::from(addr));
+        let entry = opcode::Connect::new(socket.raw(), target.as_ptr().cast(), target.len())
+            .build()
+            .user_data(socket.id.user_data(OpKind::Connect));
+        st.connect_addr = Some(target);
+        ring.push(entry);
+    }
+    ring.mark_dirty(socket.id);
+    let stream = UringStream { socket };
+    poll_fn(|cx| {
+        let mut st = stream.socket.st.borrow_mut();
+        match st.connect_result.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                st.connect_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await?;
+    stream
+        .socket
+        .arm_recv(&ring, &mut stream.socket.st.borrow_mut());
+    ring.mark_dirty(stream.socket.id);
+    Ok(stream)
+}

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Server memory per idle WebSocket connection: RSS growth of each server while `load
 # --idle` holds N connections open (from 127.0.0.x source addresses past 20,000), for
-# bench-server and the peer echo servers of benches/ (tokio-tungstenite, fastwebsockets).
+# bench-server on each of its drivers and the peer echo servers of benches/
+# (tokio-tungstenite, fastwebsockets). A process may hold at most 20,000 descriptors
+# here, so N stays below that.
 #
-#   scripts/idle_memory.sh            # N=10000
+#   scripts/idle_memory.sh            # N=15000
 #   N=5000 scripts/idle_memory.sh
 #
 # Every server is started on 127.0.0.1, pinned to CPU 0, and stopped by PID.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-N="${N:-10000}"
+N="${N:-15000}"
 HOLD="${HOLD:-6}"
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 cargo build --release -q -p bench-server -p load -p wsengine-benches --bins
@@ -54,6 +56,8 @@ PY
 }
 
 echo "server memory per idle connection, $N connections held ${HOLD} s ($(date -u +%F), $(uname -r))"
-measure wsengine 9701 "$BIN/bench-server" --addr 127.0.0.1:9701 --workers 1
+measure wsengine-uring 9701 "$BIN/bench-server" --addr 127.0.0.1:9701 --workers 1 --driver uring
+measure wsengine-tokio 9704 "$BIN/bench-server" --addr 127.0.0.1:9704 --workers 1 --driver tokio
+measure wsengine-tokio-uring 9705 "$BIN/bench-server" --addr 127.0.0.1:9705 --workers 1 --driver tokio-uring
 measure tokio-tungstenite 9702 "$BIN/tungstenite_echo" 127.0.0.1:9702
 measure fastwebsockets 9703 "$BIN/fastwebsockets_echo" 127.0.0.1:9703

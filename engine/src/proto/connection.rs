@@ -195,10 +195,12 @@ impl Connection {
     }
 
     /// Ends the connection without a closing handshake (the TCP connection broke, or a
-    /// deadline passed): nothing more is received or sent.
+    /// deadline passed): nothing more is received or sent, and what was queued is
+    /// dropped.
     pub fn abort(&mut self) {
         self.state = State::Closed;
         self.pending_close = None;
+        self.tx = Outgoing::default();
         self.frame = None;
         self.rx = BytesMut::new();
         self.rx_seen = 0;

@@ -7,8 +7,7 @@
 //!
 //! | file | concept |
 //! |---|---|
-//! | [`server`] | the builder, worker threads and the shutdown handle |
-//! | `worker` | one core's accept loop, handshakes and connection registry |
+//! | [`server`] | the builder, the workers (accept loop, registry), the accept policy, the listeners |
 //! | `session` | a connection's state beyond the protocol (inbox, budgets, the end), with no IO |
 //! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
@@ -24,7 +23,6 @@ mod driver;
 pub mod error;
 pub mod executor;
 mod handshake_io;
-mod listener;
 mod notify;
 pub mod options;
 pub mod server;
@@ -33,7 +31,6 @@ pub mod socket;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 pub mod uring;
-mod worker;
 
 pub use client::{ConnectOptions, connect};
 pub use error::Error;

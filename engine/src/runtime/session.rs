@@ -24,6 +24,7 @@ use super::options::SocketOptions;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::connection::{Connection, Event, State};
 use crate::proto::error::{ProtocolError, SendError};
+use crate::proto::frame::FrameHeader;
 use crate::proto::message::{Message, Utf8Bytes};
 
 /// The most a single read asks for, however large the frame in progress.
@@ -199,6 +200,28 @@ impl Session {
             buf.reserve(want);
         }
         buf
+    }
+
+    /// Makes room in the receive buffer for `incoming` bytes about to be copied in (a
+    /// driver that receives into buffers of its own): when a frame starts in them, room
+    /// for all of it (at most [`MAX_READ`]), so that a large frame is copied once and the
+    /// buffer is not grown (and copied again) on the way.
+    pub(crate) fn reserve_for(&mut self, incoming: &[u8]) {
+        let want = if self.conn.buffered() == 0 {
+            match FrameHeader::decode(incoming) {
+                Ok(Some((header, header_len))) => {
+                    (header_len as u64 + header.payload_len).min(MAX_READ as u64) as usize
+                }
+                _ => incoming.len(),
+            }
+        } else {
+            self.conn.read_hint()
+        };
+        let buf = self.conn.read_buf();
+        let want = want.max(incoming.len());
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
     }
 
     /// A read completed: `n` bytes were appended to the receive buffer (0: the end of the
@@ -597,6 +620,8 @@ mod tests {
         s.try_send(&Message::binary(vec![1u8; 100])).unwrap();
         let mut out = Vec::new();
         s.take_transmit(&mut out);
+        // More is queued behind the write that does not finish.
+        s.try_send(&Message::binary(vec![2u8; 100])).unwrap();
         s.handle_timeout(t0);
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(3)));
         // Some progress restarts the wait.
@@ -610,6 +635,8 @@ mod tests {
             panic!()
         };
         assert_eq!(frame.code, CloseCode::POLICY_VIOLATION);
+        // What was queued is dropped with the connection: nothing holds the close back.
+        assert_eq!(s.queued(), 0);
         assert_eq!(s.tcp_step(), TcpStep::Close);
     }
 

@@ -149,8 +149,9 @@ impl Ring {
         }))
     }
 
-    /// Queues a submission (pushed to the kernel at the end of the turn).
+    /// Queues a submission; the ring task is woken to submit it at its next turn.
     pub(super) fn push(&self, entry: squeue::Entry) {
+        self.wake();
         let mut uring = self.uring.borrow_mut();
         let mut sq = uring.submission();
         // SAFETY: every entry's buffers (send chunks and their iovecs, connect addresses)

@@ -29,6 +29,10 @@ use crate::runtime::driver::{Acceptor, IOV_MAX, ReadPool, Transport, consume};
 use crate::runtime::session::TcpStep;
 use crate::runtime::socket::{Kick, Shared};
 
+/// The most received bytes a socket keeps for its handshake's reads before it stops
+/// receiving (the handshake's own limit is 16 KiB of head).
+const RECEIVED_MAX: usize = 64 * 1024;
+
 /// A send in flight: what it points at lives here until its completion.
 struct SendOp {
     chunks: Vec<Bytes>,
@@ -191,6 +195,16 @@ impl Socket {
         if !st.closed {
             st.closed = true;
             let _ = socket2::SockRef::from(&self.fd).shutdown(Shutdown::Both);
+            // A shut-down socket ends its operations, but a cancellation makes sure of it
+            // (a send waiting on a peer that never reads).
+            self.cancel_recv(ring, &mut st);
+            if st.send.is_some() {
+                ring.push(
+                    opcode::AsyncCancel::new(self.id.user_data(OpKind::Send))
+                        .build()
+                        .user_data(self.id.user_data(OpKind::Cancel)),
+                );
+            }
         }
         let idle = !Self::busy(&st);
         drop(st);
@@ -261,8 +275,11 @@ impl Socket {
                     let wake_recv = {
                         let mut s = shared.session.borrow_mut();
                         if s.wants_read() {
-                            s.read_buf()
-                                .extend_from_slice(ring.bufs.borrow().filled(bid, n));
+                            let bufs = ring.bufs.borrow();
+                            let incoming = bufs.filled(bid, n);
+                            s.reserve_for(incoming);
+                            s.read_buf().extend_from_slice(incoming);
+                            drop(bufs);
                             let more = cqueue::sock_nonempty(flags);
                             let received = s.on_read(n, more);
                             if !more {
@@ -291,6 +308,11 @@ impl Socket {
                     st.received
                         .extend_from_slice(ring.bufs.borrow().filled(bid, n));
                     ring.bufs.borrow_mut().recycle(bid);
+                    if st.received.len() > RECEIVED_MAX {
+                        // Nobody is taking these bytes fast enough (a peer that floods
+                        // during the handshake): stop receiving until they are taken.
+                        self.cancel_recv(ring, &mut st);
+                    }
                 }
             }
         } else if result == 0 {
@@ -381,14 +403,16 @@ impl Socket {
             if st.closed {
                 return;
             }
-            if s.wants_read() {
-                if !st.received.is_empty() {
-                    // Bytes that came while paused, in order, before anything newer.
-                    let pending = std::mem::take(&mut st.received);
-                    let n = pending.len();
-                    s.read_buf().extend_from_slice(&pending);
-                    wake_recv |= s.on_read(n, false).wake_recv;
-                }
+            // Bytes that came while paused, in order, before anything newer, and no more
+            // at a time than one receive brings, so that the queues' bounds still hold.
+            while s.wants_read() && !st.received.is_empty() {
+                let n = st.received.len().min(ring.bufs.borrow().buf_size());
+                let chunk = st.received.split_to(n);
+                s.reserve_for(&chunk);
+                s.read_buf().extend_from_slice(&chunk);
+                wake_recv |= s.on_read(n, !st.received.is_empty()).wake_recv;
+            }
+            if s.wants_read() && st.received.is_empty() {
                 match st.recv_end {
                     Some(end) => {
                         s.on_read_end(end);

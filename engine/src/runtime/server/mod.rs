@@ -1,5 +1,12 @@
 //! The server: a builder, the worker threads, and a handle to stop them.
 //!
+//! | file | concept |
+//! |---|---|
+//! | `mod.rs` | the builder, the statistics and the handle |
+//! | `worker` | one core's thread: its runtime, accept loop, registry and shutdown |
+//! | `accept` | the accept policy: the upgrade request, the hook, the answer (also the hyper path's) |
+//! | `listener` | one `SO_REUSEPORT` socket per worker |
+//!
 //! Thread-per-core: each worker is an OS thread pinned to one CPU with its own io_uring
 //! runtime and its own `SO_REUSEPORT` listener on the same address, so connections are
 //! spread by the kernel and no state is shared on the hot path. Only the handshake hook,
@@ -14,32 +21,23 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::error::Error;
-use super::executor::Driver;
-use super::executor::resolve;
-use super::listener::bind_reuseport;
-use super::options::SocketOptions;
-use super::socket::WebSocket;
-use super::uring::DEFAULT_RING_ENTRIES;
-use super::worker;
+use self::listener::bind_reuseport;
+use crate::runtime::error::Error;
+use crate::runtime::executor::Driver;
+use crate::runtime::executor::resolve;
+use crate::runtime::options::SocketOptions;
+use crate::runtime::socket::WebSocket;
+use crate::runtime::uring::DEFAULT_RING_ENTRIES;
+mod accept;
+mod listener;
+mod worker;
+
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
+pub(crate) use accept::answer;
 
 /// Decides whether to accept an upgrade request: origin checks, authentication and
 /// subprotocol choice happen here.
 pub type HandshakeHook = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
-
-/// Answers a parsed upgrade request: `Ok` with the 101 response, or `Err` with the
-/// refusal the hook (or the handshake's own checks on its choice) gives, as HTTP bytes.
-/// Our server and the hyper upgrade path both answer through here.
-pub(crate) fn answer(hook: Option<&HandshakeHook>, request: &Request) -> Result<Vec<u8>, Vec<u8>> {
-    let accept = match hook {
-        None => Accept::new(),
-        Some(hook) => hook(request).map_err(|reject| reject.to_response())?,
-    };
-    request
-        .accept_response(&accept)
-        .map_err(|e| e.to_response())
-}
 
 /// The application's per-connection handler, boxed.
 pub(crate) type BoxHandler =

@@ -13,21 +13,22 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::watch;
 
-use super::driver::uring::{RingConfig, UringListener};
-use super::driver::{Acceptor, ReadPool, Transport};
-use super::error::Error;
-use super::executor::Driver;
-use super::executor::LocalRuntime;
-use super::handshake_io::{read_more, write_all};
-use super::notify::LocalNotify;
-use super::options::SocketOptions;
-use super::server::{ServerShared, ServerStats, answer};
-use super::session::Session;
-use super::socket::{Shared, WebSocket};
+use super::accept::handshake;
+use super::{ServerShared, ServerStats};
 use crate::proto::close::CloseCode;
 use crate::proto::connection::Connection;
-use crate::proto::handshake::{Reject, Request, ServerHandshake};
+use crate::proto::handshake::Reject;
 use crate::proto::role::Role;
+use crate::runtime::driver::uring::{RingConfig, UringListener};
+use crate::runtime::driver::{Acceptor, ReadPool, Transport};
+use crate::runtime::error::Error;
+use crate::runtime::executor::Driver;
+use crate::runtime::executor::LocalRuntime;
+use crate::runtime::handshake_io::write_all;
+use crate::runtime::notify::LocalNotify;
+use crate::runtime::options::SocketOptions;
+use crate::runtime::session::Session;
+use crate::runtime::socket::{Shared, WebSocket};
 
 /// A connection the worker knows of, for graceful shutdown.
 struct Entry<T> {
@@ -332,29 +333,4 @@ fn reject<T: Transport>(id: u64, stream: &T, registry: &Registry<T>, shared: &Se
     let _ = stream.shutdown(Shutdown::Both);
     registry.remove(id);
     shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Reads and answers the upgrade request. `Err(Some(response))`: reject with that HTTP
-/// response; `Err(None)`: the peer went away.
-async fn handshake<T: Transport>(
-    stream: &T,
-    shared: &ServerShared,
-) -> Result<(Request, Vec<u8>, BytesMut), Option<Vec<u8>>> {
-    let mut parser = ServerHandshake::new(shared.handshake_limits.clone());
-    let mut buf = BytesMut::new();
-    let request = loop {
-        match read_more(stream, &mut buf).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Err(None),
-        }
-        match parser.parse(&mut buf) {
-            Ok(Some(request)) => break request,
-            Ok(None) => continue,
-            Err(e) => return Err(Some(e.to_response())),
-        }
-    };
-    match answer(shared.on_handshake.as_deref(), &request) {
-        Ok(response) => Ok((request, response, buf)),
-        Err(refusal) => Err(Some(refusal)),
-    }
 }

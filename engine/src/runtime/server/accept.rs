@@ -1,0 +1,50 @@
+//! The accept policy, one for every way a connection arrives: read the upgrade request
+//! within the limits, let the application's hook decide, and answer with the core's
+//! handshake (101, or the refusal's HTTP status). Our server's workers and the hyper/axum
+//! upgrade path (`runtime::upgrade`) both answer through [`answer`]; the handshake timeout
+//! and the connection limit are the worker's, around [`handshake`].
+
+use bytes::BytesMut;
+
+use super::{HandshakeHook, ServerShared};
+use crate::proto::handshake::{Accept, Request, ServerHandshake};
+use crate::runtime::driver::Transport;
+use crate::runtime::handshake_io::read_more;
+
+/// Answers a parsed upgrade request: `Ok` with the 101 response, or `Err` with the
+/// refusal the hook (or the handshake's own checks on its choice) gives, as HTTP bytes.
+/// Our server and the hyper upgrade path both answer through here.
+pub(crate) fn answer(hook: Option<&HandshakeHook>, request: &Request) -> Result<Vec<u8>, Vec<u8>> {
+    let accept = match hook {
+        None => Accept::new(),
+        Some(hook) => hook(request).map_err(|reject| reject.to_response())?,
+    };
+    request
+        .accept_response(&accept)
+        .map_err(|e| e.to_response())
+}
+
+/// Reads and answers the upgrade request. `Err(Some(response))`: reject with that HTTP
+/// response; `Err(None)`: the peer went away.
+pub(crate) async fn handshake<T: Transport>(
+    stream: &T,
+    shared: &ServerShared,
+) -> Result<(Request, Vec<u8>, BytesMut), Option<Vec<u8>>> {
+    let mut parser = ServerHandshake::new(shared.handshake_limits.clone());
+    let mut buf = BytesMut::new();
+    let request = loop {
+        match read_more(stream, &mut buf).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return Err(None),
+        }
+        match parser.parse(&mut buf) {
+            Ok(Some(request)) => break request,
+            Ok(None) => continue,
+            Err(e) => return Err(Some(e.to_response())),
+        }
+    };
+    match answer(shared.on_handshake.as_deref(), &request) {
+        Ok(response) => Ok((request, response, buf)),
+        Err(refusal) => Err(Some(refusal)),
+    }
+}

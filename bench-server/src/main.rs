@@ -58,15 +58,8 @@ struct Args {
     /// Open connections per worker above which new ones get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     max_connections_per_worker: usize,
-    /// Registered (fixed) io_uring read buffers per worker (0: read straight into each
-    /// connection's receive buffer, the default).
-    #[arg(long, default_value_t = 0)]
-    registered_buffers: usize,
-    /// Size of each registered read buffer in bytes.
-    #[arg(long, default_value_t = 16 * 1024)]
-    registered_buffer_size: usize,
     /// IO driver: `auto` (io_uring where the kernel allows it, else tokio's epoll
-    /// reactor, saying so on stderr), `uring` or `tokio`.
+    /// reactor, saying so on stderr), `uring`, `tokio` or `tokio-uring`.
     #[arg(long, default_value = "auto")]
     driver: Driver,
     /// Seconds open connections get to close after SIGINT/SIGTERM.
@@ -121,8 +114,7 @@ fn main() -> ExitCode {
         .socket_options(options)
         .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
         .max_connections_per_worker(args.max_connections_per_worker)
-        .driver(args.driver)
-        .registered_buffers(args.registered_buffers, args.registered_buffer_size);
+        .driver(args.driver);
     if let Some(workers) = args.workers {
         builder = builder.workers(workers);
     }

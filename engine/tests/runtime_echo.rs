@@ -439,42 +439,6 @@ fn close_gives_up_on_a_peer_that_never_answers() {
     server.shutdown(Duration::from_secs(1));
 }
 
-#[test]
-fn registered_read_buffers_echo_and_fall_back_when_exhausted() {
-    // Four registered buffers for eight connections: some reads find the pool empty and
-    // take ordinary buffers; every echo must still be exact.
-    let server = common::builder()
-        .workers(1)
-        .pin_workers(false)
-        .registered_buffers(4, 4096)
-        .serve(|ws: WebSocket, _req| async move {
-            while let Ok(m) = ws.recv().await {
-                if ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .unwrap();
-    let addr = server.local_addr();
-    client(async move {
-        let mut tasks = Vec::new();
-        for c in 0..8usize {
-            tasks.push(tokio_uring::spawn(async move {
-                let (ws, _) = connect(&url(addr)).await.unwrap();
-                for len in SIZES {
-                    let m = Message::binary(payload(len + c));
-                    ws.send(m.clone()).await.unwrap();
-                    assert_eq!(ws.recv().await.unwrap(), m);
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    server.shutdown(Duration::from_secs(1));
-}
-
 /// Reads one server frame (unmasked, FIN set): its opcode and payload.
 fn read_server_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
     let mut head = [0u8; 2];

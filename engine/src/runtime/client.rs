@@ -182,7 +182,7 @@ impl ConnectOptions {
         let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover);
         let session = Session::new(conn, Rc::new(self.socket.clone()));
         let shared = Rc::new(Shared::new(session, target.addr));
-        tokio::task::spawn_local(stream.drive(shared.clone(), None, Box::new(|| {})));
+        tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
         Ok((WebSocket::new(shared, Role::Client), response))
     }
 

@@ -183,7 +183,7 @@ impl PendingWebSocket {
             // Bytes hyper read past the request are inside `upgraded`: they are read first.
             let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new());
             let shared = Rc::new(Shared::new(Session::new(conn, Rc::new(options)), peer_addr));
-            tokio::task::spawn_local(stream.drive(shared.clone(), None, Box::new(|| {})));
+            tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
             handler(WebSocket::new(shared, Role::Server), request).await;
         });
     }

@@ -17,7 +17,7 @@ use ::tokio::io::{AsyncRead, AsyncWrite};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::readiness::{self, Readiness};
-use super::{ReadPool, Transport, with_io_slices};
+use super::{Transport, with_io_slices};
 use crate::runtime::session::MAX_READ;
 use crate::runtime::socket::Shared;
 
@@ -65,12 +65,7 @@ impl<S: AsyncRead + AsyncWrite + 'static> Transport for IoStream<S> {
         Ok(())
     }
 
-    async fn drive(
-        self: Rc<Self>,
-        shared: Rc<Shared>,
-        _pool: Option<Rc<ReadPool>>,
-        on_finish: Box<dyn FnOnce()>,
-    ) {
+    async fn drive(self: Rc<Self>, shared: Rc<Shared>, on_finish: Box<dyn FnOnce()>) {
         readiness::run(shared, self).await;
         on_finish();
     }

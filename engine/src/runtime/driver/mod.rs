@@ -7,7 +7,6 @@
 //! | `tokio` | tokio's epoll reactor: readiness, then non-blocking reads and writes |
 //! | `io_stream` | any tokio `AsyncRead + AsyncWrite` (a connection hyper hands over) |
 //! | `readiness` | the connection loop of the two readiness-based ones |
-//! | `read_pool` | io_uring's optional registered read buffers |
 //!
 //! A driver gives the worker three things: the opening handshake's reads and writes
 //! ([`Transport::read`], [`Transport::write`]; the buffer goes in and comes back with the
@@ -27,13 +26,10 @@ use super::socket::Shared;
 
 #[cfg(feature = "hyper")]
 pub(crate) mod io_stream;
-pub(crate) mod read_pool;
 mod readiness;
 mod tokio;
 mod tokio_uring;
 pub(crate) mod uring;
-
-pub(crate) use read_pool::ReadPool;
 
 /// A connected byte stream, used from the tasks of one thread.
 pub(crate) trait Transport: 'static {
@@ -53,15 +49,9 @@ pub(crate) trait Transport: 'static {
 
     /// Runs the established connection `shared` (its handshake done, any bytes that came
     /// with it in the receive buffer) until the socket is closed, then calls `on_finish`.
-    /// `pool`: the worker's registered read buffers, which only tokio-uring has. A driver
-    /// that runs connections inline (io_uring) returns at once and calls `on_finish`
-    /// later.
-    async fn drive(
-        self: Rc<Self>,
-        shared: Rc<Shared>,
-        pool: Option<Rc<ReadPool>>,
-        on_finish: Box<dyn FnOnce()>,
-    );
+    /// A driver that runs connections inline (io_uring) returns at once and calls
+    /// `on_finish` later.
+    async fn drive(self: Rc<Self>, shared: Rc<Shared>, on_finish: Box<dyn FnOnce()>);
 
     /// Writes all of `bytes` (handshake responses).
     async fn write_all(&self, bytes: Vec<u8>) -> io::Result<()> {

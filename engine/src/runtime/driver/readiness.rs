@@ -28,6 +28,12 @@ const READS_PER_PASS: usize = 8;
 
 /// A stream that says when it is ready and then reads or writes without blocking.
 pub(crate) trait Readiness {
+    /// Whether the stream can be read now (registering the task for when it can). A
+    /// stream that cannot tell says yes, and its read then waits instead.
+    fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
     /// Reads into the spare capacity of `buf` (appending, at most [`MAX_READ`] bytes) once
     /// the stream is readable.
     /// `Ready(Ok(0))`: the end of the stream. A read that fills less than the spare
@@ -99,10 +105,25 @@ impl Loop {
             // Read what is there.
             let mut reads = 0;
             while s.wants_read() {
+                // Readiness first: a quiet connection reserves no buffer.
+                match stream.poll_read_ready(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        happened = true;
+                        s.on_read_end(Some(e.kind()));
+                        wake_recv = true;
+                        break;
+                    }
+                }
                 let buf = s.reserve_read();
                 let spare = (buf.capacity() - buf.len()).min(MAX_READ);
                 match stream.poll_recv(cx, buf) {
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        // The readiness was stale: keep no buffer while waiting.
+                        s.release_idle_buffer();
+                        break;
+                    }
                     Poll::Ready(Ok(n)) => {
                         happened = true;
                         wake_recv |= s.on_read(n, n == spare).wake_recv;

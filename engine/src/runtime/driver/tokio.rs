@@ -16,7 +16,7 @@ use ::tokio::net::{TcpListener, TcpStream};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::readiness::{self, Readiness};
-use super::{Acceptor, ReadPool, Transport, with_io_slices};
+use super::{Acceptor, Transport, with_io_slices};
 use crate::runtime::session::MAX_READ;
 use crate::runtime::socket::Shared;
 
@@ -46,19 +46,17 @@ impl Transport for TcpStream {
         TcpStream::set_nodelay(self, true)
     }
 
-    async fn drive(
-        self: Rc<Self>,
-        shared: Rc<Shared>,
-        _pool: Option<Rc<ReadPool>>,
-        on_finish: Box<dyn FnOnce()>,
-    ) {
-        // Registered buffers are tokio-uring's; this driver reads ordinarily.
+    async fn drive(self: Rc<Self>, shared: Rc<Shared>, on_finish: Box<dyn FnOnce()>) {
         readiness::run(shared, self).await;
         on_finish();
     }
 }
 
 impl Readiness for TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.poll_read_ready(cx))?;

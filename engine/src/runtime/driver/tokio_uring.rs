@@ -19,10 +19,9 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio_uring::buf::BoundedBuf;
-use tokio_uring::buf::fixed::FixedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
-use super::{Acceptor, IOV_MAX, ReadPool, Transport, consume};
+use super::{Acceptor, IOV_MAX, Transport, consume};
 use crate::runtime::session::{MAX_READ, Session, TcpStep};
 use crate::runtime::socket::Shared;
 
@@ -65,13 +64,8 @@ impl Transport for TcpStream {
         TcpStream::set_nodelay(self, true)
     }
 
-    async fn drive(
-        self: Rc<Self>,
-        shared: Rc<Shared>,
-        pool: Option<Rc<ReadPool>>,
-        on_finish: Box<dyn FnOnce()>,
-    ) {
-        run(shared, self, pool).await;
+    async fn drive(self: Rc<Self>, shared: Rc<Shared>, on_finish: Box<dyn FnOnce()>) {
+        run(shared, self).await;
         on_finish();
     }
 }
@@ -84,32 +78,23 @@ impl Acceptor for TcpListener {
     }
 }
 
-/// A read in flight: into the receive buffer, or into a registered buffer.
-enum ReadOp {
-    Ordinary {
-        op: Pin<Box<dyn Future<Output = (io::Result<usize>, BytesMut)>>>,
-        spare: usize,
-    },
-    Registered(Pin<Box<dyn Future<Output = (io::Result<usize>, FixedBuf)>>>),
+/// A read in flight, into the receive buffer.
+struct ReadOp {
+    op: Pin<Box<dyn Future<Output = (io::Result<usize>, BytesMut)>>>,
+    spare: usize,
 }
 
 type WriteOp = Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<Bytes>)>>>;
 
 /// What the task woke up for.
 enum Woke {
-    Read(io::Result<usize>, ReadDone),
+    Read(io::Result<usize>, BytesMut, usize),
     Written(io::Result<usize>, Vec<Bytes>),
     Handle,
     Timer,
 }
 
-/// A finished read's buffer.
-enum ReadDone {
-    Ordinary { buf: BytesMut, spare: usize },
-    Registered(FixedBuf),
-}
-
-async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>, pool: Option<Rc<ReadPool>>) {
+async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>) {
     let mut read: Option<ReadOp> = None;
     let mut write: Option<WriteOp> = None;
     let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
@@ -124,7 +109,7 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>, pool: Option<Rc<ReadPool
             let mut s = shared.session.borrow_mut();
             // Start what the session wants: a read, a write of everything queued.
             if read.is_none() && s.wants_read() {
-                read = Some(start_read(&mut s, &stream, pool.as_deref()));
+                read = Some(start_read(&mut s, &stream));
             }
             if write.is_none() {
                 s.take_transmit(&mut chunks);
@@ -166,23 +151,10 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>, pool: Option<Rc<ReadPool
             armed = Some(at.into_std());
         }
         let woke = poll_fn(|cx| {
-            if let Some(op) = read.as_mut() {
-                match op {
-                    ReadOp::Ordinary { op, spare } => {
-                        if let Poll::Ready((result, buf)) = op.as_mut().poll(cx) {
-                            let spare = *spare;
-                            return Poll::Ready(Woke::Read(
-                                result,
-                                ReadDone::Ordinary { buf, spare },
-                            ));
-                        }
-                    }
-                    ReadOp::Registered(op) => {
-                        if let Poll::Ready((result, buf)) = op.as_mut().poll(cx) {
-                            return Poll::Ready(Woke::Read(result, ReadDone::Registered(buf)));
-                        }
-                    }
-                }
+            if let Some(ReadOp { op, spare }) = read.as_mut()
+                && let Poll::Ready((result, buf)) = op.as_mut().poll(cx)
+            {
+                return Poll::Ready(Woke::Read(result, buf, *spare));
             }
             if let Some(op) = write.as_mut()
                 && let Poll::Ready((result, batch)) = op.as_mut().poll(cx)
@@ -203,9 +175,9 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>, pool: Option<Rc<ReadPool
         .await;
         let mut s = shared.session.borrow_mut();
         match woke {
-            Woke::Read(result, done) => {
+            Woke::Read(result, buf, spare) => {
                 read = None;
-                let received = finish_read(&mut s, result, done);
+                let received = finish_read(&mut s, result, buf, spare);
                 drop(s);
                 if received {
                     shared.wake_recv();
@@ -240,13 +212,8 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>, pool: Option<Rc<ReadPool
     shared.finished();
 }
 
-/// Starts a read: into a registered buffer when the worker has one free, otherwise into
-/// the receive buffer, sized by what is flowing.
-fn start_read(s: &mut Session, stream: &Rc<TcpStream>, pool: Option<&ReadPool>) -> ReadOp {
-    if let Some(fixed) = pool.and_then(ReadPool::try_take) {
-        let stream = stream.clone();
-        return ReadOp::Registered(Box::pin(async move { stream.read_fixed(fixed).await }));
-    }
+/// Starts a read into the receive buffer, sized by what is flowing.
+fn start_read(s: &mut Session, stream: &Rc<TcpStream>) -> ReadOp {
     let flowing = s.flowing();
     let want = if flowing {
         s.read_size()
@@ -268,7 +235,7 @@ fn start_read(s: &mut Session, stream: &Rc<TcpStream>, pool: Option<&ReadPool>) 
     // what the send queue may exceed its bound by.
     let (len, spare) = (buf.len(), (buf.capacity() - buf.len()).min(MAX_READ));
     let stream = stream.clone();
-    ReadOp::Ordinary {
+    ReadOp {
         op: Box::pin(async move {
             let (result, slice) = stream.read(buf.slice(len..len + spare)).await;
             (result, slice.into_inner())
@@ -278,30 +245,13 @@ fn start_read(s: &mut Session, stream: &Rc<TcpStream>, pool: Option<&ReadPool>) 
 }
 
 /// Hands a finished read to the session; returns whether `recv` must be woken.
-fn finish_read(s: &mut Session, result: io::Result<usize>, done: ReadDone) -> bool {
-    let (n, filled) = match done {
-        ReadDone::Ordinary { buf, spare } => {
-            *s.read_buf() = buf;
-            match result {
-                Ok(n) => (n, n == spare),
-                Err(e) => {
-                    s.on_read_end(Some(e.kind()));
-                    return true;
-                }
-            }
+fn finish_read(s: &mut Session, result: io::Result<usize>, buf: BytesMut, spare: usize) -> bool {
+    *s.read_buf() = buf;
+    match result {
+        Ok(n) => s.on_read(n, n == spare).wake_recv,
+        Err(e) => {
+            s.on_read_end(Some(e.kind()));
+            true
         }
-        ReadDone::Registered(fixed) => match result {
-            Ok(n) => {
-                if s.conn.is_receiving() {
-                    s.conn.feed(&fixed[..n]);
-                }
-                (n, n == fixed.bytes_total())
-            }
-            Err(e) => {
-                s.on_read_end(Some(e.kind()));
-                return true;
-            }
-        },
-    };
-    s.on_read(n, filled).wake_recv
+    }
 }

@@ -70,7 +70,6 @@ pub(crate) struct ServerShared {
     /// Resolved: `Uring` or `Tokio`.
     pub(crate) driver: Driver,
     pub(crate) pin_workers: bool,
-    pub(crate) registered_buffers: Option<(usize, usize)>,
     /// The io_uring driver's provided buffer ring: count and size.
     pub(crate) receive_buffers: (u16, usize),
 }
@@ -88,7 +87,6 @@ pub struct ServerBuilder {
     ring_entries: u32,
     driver: Driver,
     pin_workers: bool,
-    registered_buffers: Option<(usize, usize)>,
     receive_buffers: (u16, usize),
     on_handshake: Option<Arc<HandshakeHook>>,
 }
@@ -111,7 +109,6 @@ impl Server {
             ring_entries: DEFAULT_RING_ENTRIES,
             driver: Driver::Auto,
             pin_workers: true,
-            registered_buffers: None,
             receive_buffers: (256, 16 * 1024),
             on_handshake: None,
         }
@@ -177,18 +174,6 @@ impl ServerBuilder {
         self
     }
 
-    /// With [`Driver::TokioUring`]: read into `count` registered (fixed) buffers of `size`
-    /// bytes per worker, registered with the worker's ring, instead of straight into each
-    /// connection's receive buffer (the other drivers ignore it).
-    /// Costs `count × size` of locked memory per worker (counted against
-    /// `RLIMIT_MEMLOCK` for unprivileged users) and one copy of every received byte; a
-    /// read finding the pool empty uses an ordinary buffer. Default off: see the README's
-    /// measurement.
-    pub fn registered_buffers(mut self, count: usize, size: usize) -> Self {
-        self.registered_buffers = (count > 0 && size > 0).then_some((count, size));
-        self
-    }
-
     /// The io_uring driver's receive buffers: a ring of `count` buffers (a power of two,
     /// at most 32768) of `size` bytes per worker, which the kernel fills only when bytes
     /// arrive, so idle connections hold none. Default 256 × 16 KiB (4 MiB per worker).
@@ -241,7 +226,6 @@ impl ServerBuilder {
             ring_entries: self.ring_entries,
             driver,
             pin_workers: self.pin_workers,
-            registered_buffers: self.registered_buffers,
             receive_buffers: self.receive_buffers,
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);

@@ -20,7 +20,7 @@ use crate::proto::connection::Connection;
 use crate::proto::handshake::Reject;
 use crate::proto::role::Role;
 use crate::runtime::driver::uring::{RingConfig, UringListener};
-use crate::runtime::driver::{Acceptor, ReadPool, Transport};
+use crate::runtime::driver::{Acceptor, Transport};
 use crate::runtime::error::Error;
 use crate::runtime::executor::Driver;
 use crate::runtime::executor::LocalRuntime;
@@ -132,8 +132,7 @@ pub(crate) fn run(
                 }
             };
             let _ = ready.send(Ok(()));
-            // Registered buffers are tokio-uring's; the tokio driver reads ordinarily.
-            serve(listener, control, shared, shutdown, None).await;
+            serve(listener, control, shared, shutdown).await;
             return;
         }
         if driver == Driver::Uring {
@@ -145,26 +144,12 @@ pub(crate) fn run(
                 }
             };
             let _ = ready.send(Ok(()));
-            // Receives go into the worker's buffer ring; registered buffers are not used.
-            serve(listener, control, shared, shutdown, None).await;
+            serve(listener, control, shared, shutdown).await;
             return;
         }
-        let read_pool = match shared.registered_buffers {
-            None => None,
-            Some((count, size)) => match ReadPool::register(count, size) {
-                Ok(pool) => Some(Rc::new(pool)),
-                Err(e) => {
-                    let _ = ready.send(Err(Error::Io(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot register {count} read buffers of {size} bytes: {e}"),
-                    ))));
-                    return;
-                }
-            },
-        };
         let listener = tokio_uring::net::TcpListener::from_std(listener);
         let _ = ready.send(Ok(()));
-        serve(listener, control, shared, shutdown, read_pool).await;
+        serve(listener, control, shared, shutdown).await;
     });
 }
 
@@ -173,7 +158,6 @@ async fn serve<A: Acceptor>(
     control: std::net::TcpListener,
     shared: Arc<ServerShared>,
     mut shutdown: watch::Receiver<Option<Duration>>,
-    read_pool: Option<Rc<ReadPool>>,
 ) {
     let registry = Rc::new(Registry::<A::Stream>::default());
     // One copy of the connection settings per worker, shared by its connections.
@@ -193,7 +177,6 @@ async fn serve<A: Acceptor>(
                         registry.clone(),
                         shared.clone(),
                         options.clone(),
-                        read_pool.clone(),
                     ));
                 }
                 Err(e) => {
@@ -265,7 +248,6 @@ async fn connection<T: Transport>(
     registry: Rc<Registry<T>>,
     shared: Arc<ServerShared>,
     options: Rc<SocketOptions>,
-    read_pool: Option<Rc<ReadPool>>,
 ) {
     let stream = match registry.entries.borrow().get(&id) {
         Some(entry) => entry.stream.clone(),
@@ -326,7 +308,7 @@ async fn connection<T: Transport>(
         WebSocket::new(inner.clone(), Role::Server),
         request,
     ));
-    tokio::task::spawn_local(stream.drive(inner, read_pool, Box::new(on_finish)));
+    tokio::task::spawn_local(stream.drive(inner, Box::new(on_finish)));
 }
 
 fn reject<T: Transport>(id: u64, stream: &T, registry: &Registry<T>, shared: &ServerShared) {

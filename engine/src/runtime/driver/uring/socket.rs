@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use io_uring::{cqueue, opcode, types};
 
 use super::ring::{BUF_GROUP, OpKind, Ring, SlotId, current};
-use crate::runtime::driver::{Acceptor, IOV_MAX, ReadPool, Transport, consume};
+use crate::runtime::driver::{Acceptor, IOV_MAX, Transport, consume};
 use crate::runtime::session::TcpStep;
 use crate::runtime::socket::{Kick, Shared};
 
@@ -579,12 +579,7 @@ impl Transport for UringStream {
         socket2::SockRef::from(&self.socket.fd).set_nodelay(true)
     }
 
-    async fn drive(
-        self: Rc<Self>,
-        shared: Rc<Shared>,
-        _pool: Option<Rc<ReadPool>>,
-        on_finish: Box<dyn FnOnce()>,
-    ) {
+    async fn drive(self: Rc<Self>, shared: Rc<Shared>, on_finish: Box<dyn FnOnce()>) {
         let Ok(ring) = self.ring() else {
             shared.session.borrow_mut().finish();
             shared.finished();

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::extensions::DeflateConfig;
+
 /// Per-connection protocol settings.
 ///
 /// Memory: the receive side holds at most one frame (up to `max_frame_size`) plus one
@@ -24,6 +26,13 @@ pub struct Config {
     /// How long to wait for the peer's close frame after sending ours, before dropping the
     /// TCP connection (RFC 6455 §7.1.1). Default 5 s. Enforced by the IO driver.
     pub close_timeout: Duration,
+    /// permessage-deflate: what the driver offers (client) or accepts (server) at the
+    /// handshake. Default off. The connection itself compresses only once given the
+    /// negotiated parameters ([`Connection::with_deflate`]); see [`DeflateConfig`] for the
+    /// memory each direction costs.
+    ///
+    /// [`Connection::with_deflate`]: super::connection::Connection::with_deflate
+    pub deflate: DeflateConfig,
 }
 
 impl Default for Config {
@@ -34,6 +43,7 @@ impl Default for Config {
             auto_pong: true,
             fragment_size: None,
             close_timeout: Duration::from_secs(5),
+            deflate: DeflateConfig::default(),
         }
     }
 }

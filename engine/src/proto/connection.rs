@@ -12,13 +12,25 @@
 //! [`Connection::send`], [`Connection::send_ping`] and [`Connection::close`] encode frames
 //! into the [`Outgoing`] queue; the driver takes them with [`Connection::drain_transmit`] and
 //! writes them in as few syscalls as it can.
+//!
+//! # permessage-deflate
+//! A connection speaks permessage-deflate (RFC 7692) only once given the parameters the
+//! handshake agreed ([`Connection::with_deflate`]); otherwise RSV1 stays a protocol error
+//! and nothing on the hot path changes but one predictable test of an empty `Option`.
+//! Negotiated, a message whose first frame has RSV1 is inflated as its bytes arrive
+//! (inflate → UTF-8 → size limit, on the inflated bytes), and messages at least
+//! [`DeflateParams::min_size`] long are compressed before framing. The compression streams
+//! are allocated on first use; see [`extensions`](super::extensions) for why and what they
+//! cost.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::close::{CloseCode, CloseFrame};
 use super::config::Config;
 use super::error::{ProtocolError, SendError};
-use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
+use super::extensions::DeflateParams;
+use super::extensions::deflate::{Compressor, Inflater};
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1};
 use super::mask::apply_mask;
 use super::message::{Assembler, Message, MessageKind, Utf8Bytes};
 use super::outgoing::Outgoing;
@@ -86,8 +98,49 @@ struct InFrame {
     payload_len: usize,
     /// Payload bytes already unmasked (and UTF-8-checked, for text).
     checked: usize,
-    /// Part of a text message: its payload goes through the UTF-8 validator.
+    /// Part of a text message: its payload (or, compressed, what it inflates to) goes
+    /// through the UTF-8 validator.
     text: bool,
+    /// Part of a compressed message: its payload is inflated as it arrives.
+    compressed: bool,
+}
+
+/// permessage-deflate's state: the agreed parameters and a stream per direction, each
+/// allocated on first use.
+#[derive(Debug)]
+struct Deflate {
+    params: DeflateParams,
+    rx: Inflater,
+    tx: Compressor,
+    /// The message being received is compressed (its first frame had RSV1).
+    rx_message: bool,
+}
+
+impl Deflate {
+    fn new(role: Role, params: DeflateParams) -> Self {
+        // The parameters are named for whose compressor they bind: a server inflates what
+        // the client compressed and compresses with the server's parameters.
+        let (rx_bits, rx_nct, tx_bits, tx_nct) = match role {
+            Role::Server => (
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+            ),
+            Role::Client => (
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+            ),
+        };
+        Deflate {
+            params,
+            rx: Inflater::new(rx_bits, rx_nct),
+            tx: Compressor::new(tx_bits, tx_nct, params.level, params.min_size),
+            rx_message: false,
+        }
+    }
 }
 
 /// One WebSocket connection's protocol state, after the opening handshake.
@@ -108,6 +161,10 @@ pub struct Connection {
     /// Source of masking keys, for clients only (RFC 6455 §5.3: keys must be unpredictable;
     /// seeded from the OS CSPRNG).
     mask_keys: Option<fastrand::Rng>,
+    /// The RSV bits the negotiated extensions use ([`RSV1`] with permessage-deflate).
+    rsv_allowed: u8,
+    /// permessage-deflate, if negotiated. Boxed: an uncompressed connection pays a pointer.
+    deflate: Option<Box<Deflate>>,
 }
 
 impl Connection {
@@ -141,6 +198,60 @@ impl Connection {
             tx: Outgoing::default(),
             pending_close: None,
             mask_keys,
+            rsv_allowed: 0,
+            deflate: None,
+        }
+    }
+
+    /// This connection with permessage-deflate, as the handshake agreed: `params` from
+    /// [`Accepted::deflate`] (server) or [`Response::deflate`] (client); `None` leaves it
+    /// uncompressed. Allocates no compression state until a compressed message is sent or
+    /// received.
+    ///
+    /// [`Accepted::deflate`]: super::handshake::Accepted::deflate
+    /// [`Response::deflate`]: super::handshake::Response::deflate
+    pub fn with_deflate(mut self, params: impl Into<Option<DeflateParams>>) -> Self {
+        self.set_deflate(params.into());
+        self
+    }
+
+    /// Sets (or, with `None`, removes) permessage-deflate. Meant for right after the
+    /// handshake, before any message: a message in progress keeps the rules it started with.
+    pub fn set_deflate(&mut self, params: Option<DeflateParams>) {
+        match params {
+            Some(params) => {
+                self.deflate = Some(Box::new(Deflate::new(self.role, params)));
+                self.rsv_allowed = RSV1;
+            }
+            None => {
+                self.deflate = None;
+                self.rsv_allowed = 0;
+            }
+        }
+    }
+
+    /// The permessage-deflate parameters in use, if negotiated.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(|d| &d.params)
+    }
+
+    /// Bytes held by permessage-deflate right now: the streams allocated and the message
+    /// being inflated. 0 for an uncompressed connection, and for a negotiated one that has
+    /// not compressed anything yet or has no context takeover between messages.
+    pub fn deflate_memory(&self) -> usize {
+        self.deflate
+            .as_ref()
+            .map_or(0, |d| d.rx.memory() + d.tx.memory())
+    }
+
+    /// Frees the compressor (e.g. after the connection has been idle a while); the next
+    /// compressed message allocates a new one. Always safe: a fresh stream refers to
+    /// nothing the peer lacks, so only the ratio of the next message suffers. The
+    /// decompressor cannot be freed this way under context takeover (the peer's next
+    /// message may refer to the last one).
+    pub fn release_compressor(&mut self) {
+        if let Some(d) = &mut self.deflate {
+            d.tx.release();
         }
     }
 
@@ -188,6 +299,7 @@ impl Connection {
         self.frame = None;
         self.rx = BytesMut::new();
         self.fragments = Assembler::default();
+        self.deflate = None;
     }
 
     // ---- receiving -------------------------------------------------------------------
@@ -246,7 +358,7 @@ impl Connection {
             }
             let mut frame = match self.frame {
                 Some(frame) => frame,
-                None => match FrameHeader::decode(&self.rx)? {
+                None => match FrameHeader::decode_with_rsv(&self.rx, self.rsv_allowed)? {
                     None => return Ok(None),
                     Some((header, header_len)) => self.begin_frame(header, header_len)?,
                 },
@@ -259,7 +371,19 @@ impl Connection {
                 if let Some(key) = frame.mask {
                     apply_mask(new, key, frame.checked);
                 }
-                if frame.text {
+                if frame.compressed {
+                    // Inflated as it arrives: UTF-8 and the limit apply to what comes out.
+                    let d = self
+                        .deflate
+                        .as_deref_mut()
+                        .ok_or(ProtocolError::ReservedBitsSet(RSV1))?;
+                    let utf8 = if frame.text {
+                        Some(&mut self.utf8)
+                    } else {
+                        None
+                    };
+                    d.rx.inflate(new, self.config.max_message_size, utf8)?;
+                } else if frame.text {
                     self.utf8
                         .feed(new)
                         .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -292,34 +416,52 @@ impl Connection {
                 max: self.config.max_frame_size,
             });
         }
+        // RFC 7692 §6.1: RSV1 (only seen here with deflate negotiated) marks the first frame
+        // of a compressed data message; on a control frame or a continuation it fails.
+        let rsv1 = h.rsv != 0;
+        if rsv1 {
+            match h.opcode {
+                OpCode::Text | OpCode::Binary => {}
+                OpCode::Continuation => return Err(ProtocolError::CompressedContinuation),
+                _ => return Err(ProtocolError::CompressedControlFrame),
+            }
+        }
         // RFC 6455 §5.4: fragments of one message are not interleaved with another message;
         // control frames may be injected between them.
-        let text = match h.opcode {
+        let (text, compressed) = match h.opcode {
             OpCode::Continuation => match self.fragments.in_progress() {
                 None => return Err(ProtocolError::UnexpectedContinuation),
                 Some(kind) => {
-                    self.fragments
-                        .check_limit(h.payload_len, self.config.max_message_size)?;
-                    kind == MessageKind::Text
+                    let compressed = self.deflate.as_ref().is_some_and(|d| d.rx_message);
+                    // A compressed message's limit is on its inflated size, checked as it
+                    // inflates.
+                    if !compressed {
+                        self.fragments
+                            .check_limit(h.payload_len, self.config.max_message_size)?;
+                    }
+                    (kind == MessageKind::Text, compressed)
                 }
             },
             OpCode::Text | OpCode::Binary => {
                 if self.fragments.in_progress().is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                if h.payload_len > self.config.max_message_size as u64 {
+                if !rsv1 && h.payload_len > self.config.max_message_size as u64 {
                     return Err(ProtocolError::MessageTooLarge {
                         len: h.payload_len,
                         max: self.config.max_message_size,
                     });
                 }
+                if let Some(d) = &mut self.deflate {
+                    d.rx_message = rsv1;
+                }
                 let text = h.opcode == OpCode::Text;
                 if text {
                     self.utf8.reset();
                 }
-                text
+                (text, rsv1)
             }
-            OpCode::Close | OpCode::Ping | OpCode::Pong => false,
+            OpCode::Close | OpCode::Ping | OpCode::Pong => (false, false),
         };
         // The payload length fits in usize: it is at most max_frame_size.
         let payload_len = h.payload_len as usize;
@@ -331,6 +473,7 @@ impl Connection {
             payload_len,
             checked: 0,
             text,
+            compressed,
         };
         self.frame = Some(frame);
         Ok(frame)
@@ -339,6 +482,9 @@ impl Connection {
     /// Consumes a complete frame's payload from the front of the receive buffer.
     fn end_frame(&mut self, frame: InFrame) -> Result<Option<Event>, ProtocolError> {
         let len = frame.payload_len;
+        if frame.compressed {
+            return self.end_compressed_frame(frame);
+        }
         match frame.opcode {
             OpCode::Text | OpCode::Binary if frame.fin => {
                 // A whole message in one frame: a view of the receive buffer, no copy.
@@ -400,6 +546,43 @@ impl Connection {
         }
     }
 
+    /// Consumes a complete frame of a compressed message: its payload is already inflated.
+    #[cold]
+    fn end_compressed_frame(&mut self, frame: InFrame) -> Result<Option<Event>, ProtocolError> {
+        self.rx.advance(frame.payload_len);
+        let kind = if frame.text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        if frame.opcode != OpCode::Continuation {
+            if !frame.fin {
+                self.fragments.start_compressed(kind);
+                return Ok(None);
+            }
+        } else if !frame.fin {
+            return Ok(None);
+        } else {
+            self.fragments.finish_compressed();
+        }
+        let Some(d) = self.deflate.as_deref_mut() else {
+            return Err(ProtocolError::ReservedBitsSet(RSV1));
+        };
+        d.rx_message = false;
+        let utf8 = if frame.text {
+            Some(&mut self.utf8)
+        } else {
+            None
+        };
+        let payload = d.rx.finish(self.config.max_message_size, utf8)?;
+        Ok(Some(Event::Message(if frame.text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        })))
+    }
+
     /// Fails the connection (RFC 6455 §7.1.7): our close frame with the error's code
     /// (unless one was sent already) goes out at the next drain; nothing more is received.
     fn fail(&mut self, err: ProtocolError) {
@@ -412,11 +595,19 @@ impl Connection {
         self.frame = None;
         self.rx = BytesMut::new();
         self.fragments = Assembler::default();
+        // Nothing more is received: the decompressor and the message it held go. The
+        // compressor stays for what the application still sends in ClosePending.
+        if let Some(d) = &mut self.deflate {
+            d.rx.release();
+            d.rx_message = false;
+        }
     }
 
     // ---- sending ---------------------------------------------------------------------
 
-    /// Queues a data message, fragmented per [`Config::fragment_size`].
+    /// Queues a data message, fragmented per [`Config::fragment_size`]. With
+    /// permessage-deflate, a message of at least [`DeflateParams::min_size`] bytes is
+    /// compressed first (RSV1 on its first frame) and the compressed bytes fragmented.
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
         if !self.can_send() {
             return Err(SendError::Closed);
@@ -425,20 +616,34 @@ impl Connection {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        if let Some(d) = &mut self.deflate
+            && let Some(compressed) = d.tx.compress(payload)
+        {
+            self.push_message(opcode, &compressed, RSV1);
+            return Ok(());
+        }
+        self.push_message(opcode, payload, 0);
+        Ok(())
+    }
+
+    /// Frames a data message's payload; `rsv` goes on the first frame only (RFC 7692 §6.1).
+    #[inline]
+    fn push_message(&mut self, opcode: OpCode, payload: &Bytes, rsv: u8) {
         match self.config.fragment_size {
             Some(size) if size > 0 && payload.len() > size => {
                 let mut at = 0;
                 let mut op = opcode;
+                let mut rsv = rsv;
                 while at < payload.len() {
                     let end = (at + size).min(payload.len());
-                    self.push_frame(op, &payload.slice(at..end), end == payload.len());
+                    self.push_frame_rsv(op, &payload.slice(at..end), end == payload.len(), rsv);
                     op = OpCode::Continuation;
+                    rsv = 0;
                     at = end;
                 }
             }
-            _ => self.push_frame(opcode, payload, true),
+            _ => self.push_frame_rsv(opcode, payload, true, rsv),
         }
-        Ok(())
     }
 
     /// Queues a ping (payload at most 125 bytes).
@@ -489,9 +694,14 @@ impl Connection {
 
     #[inline]
     fn push_frame(&mut self, opcode: OpCode, payload: &Bytes, fin: bool) {
+        self.push_frame_rsv(opcode, payload, fin, 0);
+    }
+
+    #[inline]
+    fn push_frame_rsv(&mut self, opcode: OpCode, payload: &Bytes, fin: bool, rsv: u8) {
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask: None,
             payload_len: payload.len() as u64,

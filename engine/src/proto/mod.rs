@@ -14,6 +14,7 @@
 //! | [`close`] | close codes and close frame payloads (§5.5.1, §7.4) |
 //! | [`outgoing`] | the queue of encoded frames waiting for the socket |
 //! | [`connection`] | the state machine that ties them together |
+//! | [`extensions`] | `Sec-WebSocket-Extensions` and permessage-deflate (RFC 7692) |
 //! | [`role`] | client or server: the rules that differ between them |
 //! | [`config`] | limits and behaviour, with their costs |
 //! | [`error`] | typed errors, grouped by who is at fault |
@@ -22,6 +23,7 @@ pub mod close;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

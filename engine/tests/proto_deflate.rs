@@ -5,7 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use wsengine::proto::extensions::{DeflateConfig, DeflateParams};
+use wsengine::proto::extensions::{DeflateConfig, DeflateParams, StreamPool};
 use wsengine::proto::handshake::{Accept, ClientRequest, HandshakeLimits, ServerHandshake};
 use wsengine::{CloseCode, Config, Connection, Event, Message, ProtocolError, Role, State};
 
@@ -631,6 +631,84 @@ fn a_client_told_to_use_a_window_of_8_sends_uncompressed() {
     assert_eq!(run(&mut server, &bytes).unwrap().len(), 1);
 }
 
+fn lean() -> DeflateParams {
+    let mut p = params();
+    p.server_no_context_takeover = true;
+    p.client_no_context_takeover = true;
+    p
+}
+
+/// Feeds all of `bytes` and collects events, inflating with streams lent by `pool`.
+fn run_with(conn: &mut Connection, bytes: &[u8], pool: &mut StreamPool) -> Vec<Event> {
+    conn.feed(bytes);
+    let mut events = Vec::new();
+    while let Some(event) = conn.poll_event_with(pool).expect("valid stream") {
+        events.push(event);
+    }
+    events
+}
+
+#[test]
+fn shared_streams_are_lent_per_message_and_reused() {
+    let big = Message::text("shared streams, one per message in flight ".repeat(100));
+    let mut server_pool = StreamPool::default();
+    let mut client_pool = StreamPool::default();
+    let mut servers: Vec<Connection> = (0..3).map(|_| conn(Role::Server, Some(lean()))).collect();
+    let mut clients: Vec<Connection> = (0..3).map(|_| conn(Role::Client, Some(lean()))).collect();
+    for _ in 0..4 {
+        for (client, server) in clients.iter_mut().zip(&mut servers) {
+            client.send_with(&big, &mut client_pool).unwrap();
+            let bytes = wire(client);
+            assert_eq!(bytes[0], 0xc1, "compressed");
+            assert_eq!(
+                run_with(server, &bytes, &mut server_pool),
+                [Event::Message(big.clone())]
+            );
+            server.send_with(&big, &mut server_pool).unwrap();
+            assert_eq!(
+                run_with(client, &wire(server), &mut client_pool),
+                [Event::Message(big.clone())]
+            );
+            // Between messages the connections hold nothing; the pools one of each.
+            assert_eq!((client.deflate_memory(), server.deflate_memory()), (0, 0));
+            assert_eq!(server_pool.idle(), (1, 1));
+            assert_eq!(client_pool.idle(), (1, 1));
+        }
+    }
+    assert!(server_pool.memory() > 32 * 1024);
+
+    // A message still arriving keeps its stream; another connection meanwhile gets its
+    // own, and both end up in the pool.
+    let mut pool = StreamPool::default();
+    let mut a = conn(Role::Server, Some(lean()));
+    let mut b = conn(Role::Server, Some(lean()));
+    let mut sender = conn(Role::Client, Some(lean()));
+    sender.send(&big).unwrap();
+    let whole = wire(&mut sender);
+    let half = whole.len() / 2;
+    assert_eq!(run_with(&mut a, &whole[..half], &mut pool), []);
+    assert!(a.deflate_memory() > 0, "kept mid-message");
+    assert_eq!(pool.idle(), (0, 0));
+    assert_eq!(
+        run_with(&mut b, &whole, &mut pool),
+        [Event::Message(big.clone())]
+    );
+    assert_eq!(pool.idle(), (1, 0));
+    assert_eq!(
+        run_with(&mut a, &whole[half..], &mut pool),
+        [Event::Message(big.clone())]
+    );
+    assert_eq!(pool.idle(), (2, 0));
+    assert_eq!(a.deflate_memory(), 0);
+
+    // With context takeover the pool is not used: the streams are the connection's.
+    let mut pool = StreamPool::default();
+    let mut c = conn(Role::Client, Some(params()));
+    c.send_with(&big, &mut pool).unwrap();
+    assert_eq!(pool.idle(), (0, 0));
+    assert!(c.deflate_memory() > 0);
+}
+
 // ---- round trips -----------------------------------------------------------------------
 
 fn message_strategy() -> impl Strategy<Value = Message> {
@@ -664,15 +742,28 @@ fn params_strategy() -> impl Strategy<Value = DeflateParams> {
         })
 }
 
-/// Feeds `bytes` to `conn` in pieces ending at `cuts`, collecting every event.
-fn receive(conn: &mut Connection, bytes: &[u8], cuts: &[usize]) -> Vec<Event> {
+/// Feeds `bytes` to `conn` in pieces ending at `cuts`, collecting every event; with a
+/// pool, inflating with its streams.
+fn receive(
+    conn: &mut Connection,
+    bytes: &[u8],
+    cuts: &[usize],
+    mut pool: Option<&mut StreamPool>,
+) -> Vec<Event> {
     let mut events = Vec::new();
     let mut at = 0;
     for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
         conn.feed(&bytes[at..cut]);
         at = cut;
-        while let Some(event) = conn.poll_event().expect("valid stream") {
-            events.push(event);
+        loop {
+            let next = match pool.as_deref_mut() {
+                Some(pool) => conn.poll_event_with(pool),
+                None => conn.poll_event(),
+            };
+            match next.expect("valid stream") {
+                Some(event) => events.push(event),
+                None => break,
+            }
         }
     }
     events
@@ -693,25 +784,36 @@ proptest! {
         p in params_strategy(),
         fragment in prop_oneof![Just(None), (1usize..300).prop_map(Some)],
         raw_cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        shared in any::<bool>(),
     ) {
         let mut config = Config::default();
         config.fragment_size = fragment;
         let mut client = Connection::new(Role::Client, config.clone(), BytesMut::new()).with_deflate(p);
         let mut server = Connection::new(Role::Server, config, BytesMut::new()).with_deflate(p);
+        // Shared streams: one pool per side, as one per worker thread would be.
+        let (mut client_pool, mut server_pool) = (StreamPool::new(1), StreamPool::new(1));
         for m in &messages {
-            client.send(m).unwrap();
+            if shared {
+                client.send_with(m, &mut client_pool).unwrap();
+            } else {
+                client.send(m).unwrap();
+            }
         }
         let bytes = wire(&mut client);
         let cuts = sorted_cuts(bytes.len(), raw_cuts.clone());
-        let got = receive(&mut server, &bytes, &cuts);
+        let got = receive(&mut server, &bytes, &cuts, shared.then_some(&mut server_pool));
         let want: Vec<Event> = messages.iter().cloned().map(Event::Message).collect();
         prop_assert_eq!(&got, &want);
         // And back: the server echoes them.
         for m in &messages {
-            server.send(m).unwrap();
+            if shared {
+                server.send_with(m, &mut server_pool).unwrap();
+            } else {
+                server.send(m).unwrap();
+            }
         }
         let bytes = wire(&mut server);
         let cuts = sorted_cuts(bytes.len(), raw_cuts);
-        prop_assert_eq!(receive(&mut client, &bytes, &cuts), want);
+        prop_assert_eq!(receive(&mut client, &bytes, &cuts, shared.then_some(&mut client_pool)), want);
     }
 }

@@ -29,7 +29,7 @@ use super::close::{CloseCode, CloseFrame};
 use super::config::Config;
 use super::error::{ProtocolError, SendError};
 use super::extensions::DeflateParams;
-use super::extensions::deflate::{Compressor, Inflater};
+use super::extensions::deflate::{Compressor, Inflater, StreamPool};
 use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1};
 use super::mask::apply_mask;
 use super::message::{Assembler, Message, MessageKind, Utf8Bytes};
@@ -101,6 +101,9 @@ struct InFrame {
     /// What the payload goes through as it arrives.
     payload: Payload,
 }
+
+// Four words: copied a few times per frame on the hot path.
+const _: () = assert!(std::mem::size_of::<InFrame>() <= 32);
 
 /// What a frame's payload goes through as it arrives. One byte for both facts, so that
 /// [`InFrame`] stays four words (it is copied a few times per frame on the hot path).
@@ -255,6 +258,7 @@ impl Connection {
             }
             None => {
                 self.deflate = None;
+                self.rx_compressed = false;
             }
         }
     }
@@ -385,6 +389,24 @@ impl Connection {
                 Err(err)
             }
         }
+    }
+
+    /// [`poll_event`](Self::poll_event), inflating with a decompressor lent by `pool` where
+    /// the peer's direction has no context takeover (shared streams: see
+    /// [`StreamPool`]). The stream goes back to the pool when its message is done; a
+    /// message still arriving keeps it until its end. Same as `poll_event` otherwise.
+    pub fn poll_event_with(
+        &mut self,
+        pool: &mut StreamPool,
+    ) -> Result<Option<Event>, ProtocolError> {
+        if let Some(d) = &mut self.deflate {
+            d.rx.borrow_from(pool);
+        }
+        let result = self.poll_event();
+        if let Some(d) = &mut self.deflate {
+            d.rx.give_back(pool);
+        }
+        result
     }
 
     /// The receive path; `DEFLATE`: permessage-deflate is negotiated (RSV1 allowed).
@@ -722,6 +744,20 @@ impl Connection {
             _ => self.push_frame(opcode, payload, true),
         }
         Ok(())
+    }
+
+    /// [`send`](Self::send), compressing with a compressor lent by `pool` where this side's
+    /// direction has no context takeover (shared streams: see [`StreamPool`]); it goes
+    /// back, reset, before this returns. Same as `send` otherwise.
+    pub fn send_with(&mut self, message: &Message, pool: &mut StreamPool) -> Result<(), SendError> {
+        if let Some(d) = &mut self.deflate {
+            d.tx.borrow_from(pool);
+        }
+        let result = self.send(message);
+        if let Some(d) = &mut self.deflate {
+            d.tx.give_back(pool);
+        }
+        result
     }
 
     /// [`send`](Self::send) with permessage-deflate negotiated: compressed if the

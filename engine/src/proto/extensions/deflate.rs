@@ -21,6 +21,19 @@
 //! A stream exists only between the first message that needs it and, without context
 //! takeover, the end of that message. See
 //! [`DeflateConfig`](super::negotiation::DeflateConfig) for the sizes.
+//!
+//! # Shared streams
+//! A direction without context takeover needs a stream only while one message is
+//! compressed or inflated. A [`StreamPool`], owned by the caller (one per worker thread,
+//! say), lends such streams to connections for the duration of a call
+//! ([`Connection::send_with`], [`Connection::poll_event_with`]) and takes them back,
+//! reset, when the message is done: a worker then holds as many streams as it has messages
+//! in flight at once (uWebSockets' `SHARED_COMPRESSOR`, without its restriction to whole
+//! messages: a connection keeps its lent decompressor across reads until its message ends),
+//! and no allocation per message. The core stays free of thread-locals: the pool is lent.
+//!
+//! [`Connection::send_with`]: crate::proto::connection::Connection::send_with
+//! [`Connection::poll_event_with`]: crate::proto::connection::Connection::poll_event_with
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -51,6 +64,11 @@ pub struct Inflater {
     window_bits: u8,
     no_context_takeover: bool,
     stream: Option<Decompress>,
+    /// Keep the (reset) stream after a message without context takeover, for a
+    /// [`StreamPool`] to take back, instead of freeing it.
+    park: bool,
+    /// A message is being inflated (the stream holds its state).
+    active: bool,
     /// The message being inflated.
     out: Vec<u8>,
     /// The sender ended the DEFLATE stream (a block with BFINAL set, §7.2.3.4): the rest of
@@ -67,6 +85,8 @@ impl Inflater {
             window_bits: window_bits.clamp(9, 15),
             no_context_takeover,
             stream: None,
+            park: false,
+            active: false,
             out: Vec::new(),
             ended: false,
         }
@@ -115,6 +135,7 @@ impl Inflater {
         self.out = Vec::new();
         self.stream = None;
         self.ended = false;
+        self.active = false;
     }
 
     /// Bytes held: the stream, if allocated, and the message buffer.
@@ -136,7 +157,10 @@ impl Inflater {
         // RFC 7692 §7.2.2: without context takeover each message may be inflated with an
         // empty window.
         if self.no_context_takeover {
-            self.stream = None;
+            match &mut self.stream {
+                Some(s) if self.park => s.reset(false),
+                _ => self.stream = None,
+            }
         } else if self.ended
             && let Some(s) = &mut self.stream
         {
@@ -154,6 +178,31 @@ impl Inflater {
             }
         }
         self.ended = false;
+        self.active = false;
+    }
+
+    /// Takes a stream from `pool` if this direction has no context takeover and holds
+    /// none, and keeps the stream at the end of a message for [`give_back`](Self::give_back).
+    pub fn borrow_from(&mut self, pool: &mut StreamPool) {
+        if self.no_context_takeover {
+            self.park = true;
+            if self.stream.is_none() {
+                self.stream = pool.take_inflate(self.window_bits);
+            }
+        }
+    }
+
+    /// Returns the stream to `pool` unless a message is still being inflated (then the
+    /// connection keeps it until the message ends).
+    pub fn give_back(&mut self, pool: &mut StreamPool) {
+        if self.no_context_takeover {
+            self.park = false;
+            if !self.active
+                && let Some(s) = self.stream.take()
+            {
+                pool.put_inflate(self.window_bits, s);
+            }
+        }
     }
 
     fn run(
@@ -169,6 +218,7 @@ impl Inflater {
             return Ok(());
         }
         let window_bits = self.window_bits;
+        self.active = true;
         let stream = self
             .stream
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, window_bits));
@@ -234,6 +284,8 @@ pub struct Compressor {
     level: u8,
     min_size: usize,
     stream: Option<Compress>,
+    /// See [`Inflater`]'s: keep the reset stream for a [`StreamPool`].
+    park: bool,
 }
 
 impl Compressor {
@@ -251,6 +303,7 @@ impl Compressor {
             level: level.min(9),
             min_size,
             stream: None,
+            park: false,
         }
     }
 
@@ -304,7 +357,10 @@ impl Compressor {
         }
         out.truncate(out.len() - TAIL.len());
         if self.no_context_takeover {
-            self.stream = None;
+            match &mut self.stream {
+                Some(s) if self.park => s.reset(),
+                _ => self.stream = None,
+            }
             // No window to keep in step with the peer's: send whichever is smaller.
             if out.len() >= payload.len() {
                 return None;
@@ -319,6 +375,27 @@ impl Compressor {
         self.stream = None;
     }
 
+    /// Takes a stream from `pool` if this direction has no context takeover and holds
+    /// none; it is kept, reset, after the message for [`give_back`](Self::give_back).
+    pub fn borrow_from(&mut self, pool: &mut StreamPool) {
+        if self.no_context_takeover && self.window_bits != 0 {
+            self.park = true;
+            if self.stream.is_none() {
+                self.stream = pool.take_deflate(self.window_bits, self.level);
+            }
+        }
+    }
+
+    /// Returns the stream to `pool`.
+    pub fn give_back(&mut self, pool: &mut StreamPool) {
+        if self.no_context_takeover {
+            self.park = false;
+            if let Some(s) = self.stream.take() {
+                pool.put_deflate(self.window_bits, self.level, s);
+            }
+        }
+    }
+
     /// Bytes held by the stream, if allocated.
     pub fn memory(&self) -> usize {
         if self.stream.is_some() {
@@ -331,6 +408,78 @@ impl Compressor {
     /// Whether the compression stream is allocated.
     pub fn has_stream(&self) -> bool {
         self.stream.is_some()
+    }
+}
+
+/// Streams kept between messages for connections without context takeover, to be lent
+/// per call: one pool per thread, owned by the caller (see the module docs).
+///
+/// Holds at most `max_idle` idle streams of each kind; a connection that finds the pool
+/// empty allocates, and its stream joins the pool afterwards (or is freed past the cap).
+/// Streams differ by window (and, for compressors, level), so a pool serving one
+/// configuration keeps one kind of each.
+#[derive(Debug)]
+pub struct StreamPool {
+    inflate: Vec<(u8, Decompress)>,
+    deflate: Vec<((u8, u8), Compress)>,
+    max_idle: usize,
+}
+
+impl Default for StreamPool {
+    /// A pool keeping up to 4 idle streams of each kind (about 1.2 MiB at most).
+    fn default() -> Self {
+        StreamPool::new(4)
+    }
+}
+
+impl StreamPool {
+    /// A pool keeping up to `max_idle` idle streams of each kind.
+    pub fn new(max_idle: usize) -> Self {
+        StreamPool {
+            inflate: Vec::new(),
+            deflate: Vec::new(),
+            max_idle,
+        }
+    }
+
+    /// Idle (decompressors, compressors) held.
+    pub fn idle(&self) -> (usize, usize) {
+        (self.inflate.len(), self.deflate.len())
+    }
+
+    /// Bytes held by the idle streams.
+    pub fn memory(&self) -> usize {
+        self.inflate.len() * INFLATE_STREAM_BYTES
+            + self
+                .deflate
+                .iter()
+                .map(|((w, _), _)| deflate_stream_bytes(*w))
+                .sum::<usize>()
+    }
+
+    fn take_inflate(&mut self, window_bits: u8) -> Option<Decompress> {
+        let at = self.inflate.iter().rposition(|(w, _)| *w == window_bits)?;
+        Some(self.inflate.swap_remove(at).1)
+    }
+
+    fn put_inflate(&mut self, window_bits: u8, stream: Decompress) {
+        if self.inflate.len() < self.max_idle {
+            self.inflate.push((window_bits, stream));
+        }
+    }
+
+    fn take_deflate(&mut self, window_bits: u8, level: u8) -> Option<Compress> {
+        let at = self
+            .deflate
+            .iter()
+            .rposition(|(k, _)| *k == (window_bits, level))?;
+        Some(self.deflate.swap_remove(at).1)
+    }
+
+    fn put_deflate(&mut self, window_bits: u8, level: u8, stream: Compress) {
+        if self.deflate.len() < self.max_idle {
+            self.deflate.push(((window_bits, level), stream));
+        }
     }
 }
 

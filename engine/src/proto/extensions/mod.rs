@@ -38,6 +38,7 @@ pub mod negotiation;
 
 use std::fmt;
 
+pub use deflate::StreamPool;
 pub use header::{ExtensionOffer, ExtensionParam, parse_extensions};
 pub use negotiation::{DeflateConfig, DeflateOffer, DeflateParams, PERMESSAGE_DEFLATE};
 

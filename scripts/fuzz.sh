@@ -13,7 +13,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO/engine/fuzz"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frame_decoder message_roundtrip handshake close_frame mask)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frame_decoder message_roundtrip handshake close_frame mask deflate)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet

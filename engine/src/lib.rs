@@ -5,8 +5,9 @@
 //!      ▲                                                            │
 //!  runtime/  io_uring driver (tokio-uring): workers, sockets, buffers, timers
 //!      ▲  read into the receive buffer             one write/writev per turn │
-//!  proto/    sans-IO core: handshake, frame header, unmask in place, UTF-8,
-//!            reassembly, control frames, close handshake, limits
+//!  proto/    sans-IO core: handshake, frame header, unmask in place, inflate/deflate
+//!            (permessage-deflate), UTF-8, reassembly, control frames, close handshake,
+//!            limits
 //! ```
 //!
 //! # What it does
@@ -28,8 +29,13 @@
 //! it, large payloads queued by reference → when the writer task next runs, everything
 //! queued leaves in one `write` (or `writev`) → socket. A full queue makes `send` wait.
 //!
+//! # Extensions
+//! permessage-deflate (RFC 7692) is in the core ([`proto::extensions`]): negotiated at the
+//! handshake ([`proto::handshake::Request::accept`], [`proto::handshake::Response::deflate`])
+//! and then run by the connection ([`Connection::with_deflate`]). Off unless asked for;
+//! any other extension is declined, and RSV bits it does not define are protocol errors.
+//!
 //! # What it does not do
-//! - Extensions (permessage-deflate): never negotiated; RSV bits are protocol errors.
 //! - TLS: terminate it in front (a proxy) or wrap the stream yourself.
 //! - HTTP beyond the upgrade request.
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::extensions::DeflateConfig;
+
 /// Per-connection protocol settings.
 ///
 /// Memory: the receive side holds at most one frame (up to `max_frame_size`) plus one
@@ -33,6 +35,13 @@ pub struct Config {
     /// this long, e.g. a peer that vanished without a FIN. Default `None`. With a ping
     /// interval shorter than this, a live peer's pongs keep the connection open.
     pub idle_timeout: Option<Duration>,
+    /// permessage-deflate: what the driver offers (client) or accepts (server) at the
+    /// handshake. Default off. The connection itself compresses only once given the
+    /// negotiated parameters ([`Connection::with_deflate`]); see [`DeflateConfig`] for the
+    /// memory each direction costs.
+    ///
+    /// [`Connection::with_deflate`]: super::connection::Connection::with_deflate
+    pub deflate: DeflateConfig,
 }
 
 impl Default for Config {
@@ -45,6 +54,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             ping_interval: None,
             idle_timeout: None,
+            deflate: DeflateConfig::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Typed errors of the protocol core, grouped by who is at fault.
 //!
 //! - [`ProtocolError`]: the peer broke RFC 6455. Each maps to the close code the connection
-//!   is failed with (1002, 1007, 1009).
+//!   is failed with (1002, 1007, 1009), permessage-deflate's rules included.
 //! - [`SendError`]: the application asked for something the protocol does not allow now.
 //! - Handshake errors live in [`handshake`](super::handshake) and map to HTTP statuses.
 
@@ -15,6 +15,15 @@ use super::close::CloseCode;
 pub enum ProtocolError {
     /// RSV1–3 set without a negotiated extension (§5.2). Carries the three bits.
     ReservedBitsSet(u8),
+    /// RSV1 (compressed) on a control frame, with permessage-deflate negotiated
+    /// (RFC 7692 §6.1: only data messages are compressed).
+    CompressedControlFrame,
+    /// RSV1 on a continuation frame (RFC 7692 §6.1: it is set on the first frame of a
+    /// message only).
+    CompressedContinuation,
+    /// A compressed message whose payload is not a valid DEFLATE stream (RFC 7692 §7.2.2).
+    /// Closed with 1007, as for an invalid payload.
+    InvalidCompressedData,
     /// A reserved opcode (§5.2). Carries the opcode.
     ReservedOpcode(u8),
     /// A control frame with a payload over 125 bytes (§5.5).
@@ -57,7 +66,9 @@ impl ProtocolError {
     /// The close code the connection is failed with (RFC 6455 §7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -69,6 +80,9 @@ impl ProtocolError {
     pub fn close_reason(&self) -> &'static str {
         match self {
             ProtocolError::ReservedBitsSet(_) => "reserved bits set",
+            ProtocolError::CompressedControlFrame => "compressed control frame",
+            ProtocolError::CompressedContinuation => "RSV1 on a continuation frame",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
             ProtocolError::ReservedOpcode(_) => "reserved opcode",
             ProtocolError::ControlFrameTooLong => "control frame too long",
             ProtocolError::FragmentedControlFrame => "fragmented control frame",

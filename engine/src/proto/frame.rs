@@ -70,13 +70,16 @@ impl OpCode {
     }
 }
 
+/// RSV1 in [`FrameHeader::rsv`]: permessage-deflate's "compressed" bit (RFC 7692 §6).
+pub const RSV1: u8 = 0b100;
+
 /// A decoded frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     /// FIN: this is the final fragment of a message.
     pub fin: bool,
-    /// RSV1–RSV3 as the low three bits. Non-zero only with a negotiated extension; this
-    /// engine negotiates none, so decoding rejects non-zero values.
+    /// RSV1–RSV3 as the low three bits (RSV1 is `0b100`). Non-zero only with a negotiated
+    /// extension: permessage-deflate's RSV1 ([`RSV1`]).
     pub rsv: u8,
     /// The opcode.
     pub opcode: OpCode,
@@ -93,6 +96,17 @@ impl FrameHeader {
     /// header with the number of bytes it took.
     #[inline]
     pub fn decode(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+        Self::decode_with_rsv(buf, 0)
+    }
+
+    /// Like [`decode`](Self::decode), accepting the RSV bits in `allowed` (those of the
+    /// negotiated extensions: [`RSV1`] with permessage-deflate). Which frames may carry
+    /// them is the extension's rule, checked by the connection.
+    #[inline]
+    pub fn decode_with_rsv(
+        buf: &[u8],
+        allowed: u8,
+    ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let (b0, b1) = match buf {
             [b0, b1, ..] => (*b0, *b1),
             _ => return Ok(None),
@@ -100,7 +114,7 @@ impl FrameHeader {
         let fin = b0 & 0x80 != 0;
         let rsv = (b0 >> 4) & 0x7;
         // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defining them was negotiated.
-        if rsv != 0 {
+        if rsv & !allowed != 0 {
             return Err(ProtocolError::ReservedBitsSet(rsv));
         }
         // RFC 6455 §5.2: on an unknown opcode the receiving endpoint MUST fail the connection.
@@ -291,6 +305,27 @@ mod tests {
         assert_eq!(
             FrameHeader::decode(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]),
             Err(ProtocolError::PayloadLengthMsbSet)
+        );
+    }
+
+    #[test]
+    fn rsv_mask() {
+        assert_eq!(
+            FrameHeader::decode_with_rsv(&[0xC1, 0x00], RSV1)
+                .unwrap()
+                .unwrap()
+                .0
+                .rsv,
+            RSV1
+        );
+        // RSV2 and RSV3 stay errors with deflate negotiated.
+        assert_eq!(
+            FrameHeader::decode_with_rsv(&[0xE1, 0x00], RSV1),
+            Err(ProtocolError::ReservedBitsSet(6))
+        );
+        assert_eq!(
+            FrameHeader::decode_with_rsv(&[0x91, 0x00], RSV1),
+            Err(ProtocolError::ReservedBitsSet(1))
         );
     }
 

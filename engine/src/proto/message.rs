@@ -193,6 +193,18 @@ impl Assembler {
         self.buf.extend_from_slice(fragment);
     }
 
+    /// Marks a compressed message in progress: its bytes are inflated elsewhere, only the
+    /// kind is kept here (for the continuation rules).
+    pub(crate) fn start_compressed(&mut self, kind: MessageKind) {
+        debug_assert!(self.kind.is_none());
+        self.kind = Some(kind);
+    }
+
+    /// Ends a compressed message started with [`start_compressed`](Self::start_compressed).
+    pub(crate) fn finish_compressed(&mut self) -> Option<MessageKind> {
+        self.kind.take()
+    }
+
     /// Appends a continuation fragment. The caller has checked the message size limit.
     pub(crate) fn push(&mut self, fragment: &[u8]) {
         self.buf.extend_from_slice(fragment);

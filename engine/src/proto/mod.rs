@@ -15,6 +15,7 @@
 //! | [`outgoing`] | the queue of encoded frames waiting for the socket |
 //! | [`connection`] | the state machine that ties them together |
 //! | [`timers`] | its deadlines (keepalive, idle, close timeout, close hold): `now` in, next deadline out |
+//! | [`extensions`] | `Sec-WebSocket-Extensions` and permessage-deflate (RFC 7692) |
 //! | [`role`] | client or server: the rules that differ between them |
 //! | [`config`] | limits and behaviour, with their costs |
 //! | [`error`] | typed errors, grouped by who is at fault |
@@ -23,6 +24,7 @@ pub mod close;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

@@ -53,7 +53,9 @@ impl Outgoing {
     }
 
     /// Queues an unmasked frame. `header.mask` must be `None`.
-    #[inline]
+    // Always inlined: with a second caller (compressed frames) it was outlined, and the
+    // header's encoding then stopped folding the constant RSV of the uncompressed path.
+    #[inline(always)]
     pub fn push(&mut self, header: &FrameHeader, payload: &Bytes) {
         debug_assert!(header.mask.is_none());
         let mut head = [0u8; MAX_HEADER_LEN];

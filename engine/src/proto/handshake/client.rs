@@ -10,6 +10,10 @@ use super::error::ClientHandshakeError;
 use super::head::{
     Headers, find_head_end, has_token, header_ranges, is_safe_value, is_token, list_items,
 };
+use crate::proto::extensions::negotiation::verify_answer;
+use crate::proto::extensions::{
+    DeflateConfig, DeflateParams, ExtensionOffer, PERMESSAGE_DEFLATE, parse_extensions,
+};
 
 /// An upgrade request to send (RFC 6455 §4.1).
 #[derive(Debug, Clone)]
@@ -19,6 +23,7 @@ pub struct ClientRequest {
     protocols: Vec<String>,
     origin: Option<String>,
     headers: Vec<(String, String)>,
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientRequest {
@@ -35,7 +40,16 @@ impl ClientRequest {
             protocols: Vec::new(),
             origin: None,
             headers: Vec::new(),
+            deflate: None,
         }
+    }
+
+    /// Offer permessage-deflate under `config` (if `config.enabled`); the server's answer
+    /// is then checked against the offer and the agreed parameters are in
+    /// [`Response::deflate`].
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = config.enabled.then_some(config);
+        self
     }
 
     /// Offer a subprotocol (in order of preference).
@@ -105,6 +119,12 @@ impl ClientRequest {
         if let Some(origin) = &self.origin {
             out.push_str(&format!("Origin: {origin}\r\n"));
         }
+        if let Some(deflate) = &self.deflate {
+            out.push_str(&format!(
+                "Sec-WebSocket-Extensions: {}\r\n",
+                deflate.offer()
+            ));
+        }
         for (name, value) in &self.headers {
             out.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -112,6 +132,7 @@ impl ClientRequest {
         let parser = ClientHandshake {
             expected_accept: accept_key(key.as_bytes()),
             protocols: self.protocols.clone(),
+            deflate: self.deflate.clone(),
             limits,
             scanned: 0,
         };
@@ -124,6 +145,7 @@ impl ClientRequest {
 pub struct ClientHandshake {
     expected_accept: String,
     protocols: Vec<String>,
+    deflate: Option<DeflateConfig>,
     limits: HandshakeLimits,
     scanned: usize,
 }
@@ -135,6 +157,7 @@ impl ClientHandshake {
         ClientHandshake {
             expected_accept: other.expected_accept.clone(),
             protocols: other.protocols.clone(),
+            deflate: other.deflate.clone(),
             limits: other.limits.clone(),
             scanned: 0,
         }
@@ -192,11 +215,28 @@ impl ClientHandshake {
         {
             return Err(ClientHandshakeError::WrongAcceptKey);
         }
-        if let Some(extension) = list_items(headers.all("sec-websocket-extensions")).next() {
-            return Err(ClientHandshakeError::UnrequestedExtension(
-                extension.to_string(),
-            ));
-        }
+        let deflate = match &self.deflate {
+            // Nothing offered: any extension is one we did not ask for (§4.1 rule 5).
+            None => match list_items(headers.all("sec-websocket-extensions")).next() {
+                Some(extension) => {
+                    return Err(ClientHandshakeError::UnrequestedExtension(
+                        extension.to_string(),
+                    ));
+                }
+                None => None,
+            },
+            Some(config) => {
+                let answers = parse_extensions(headers.all("sec-websocket-extensions"))
+                    .map_err(ClientHandshakeError::Extension)?;
+                if let Some(other) = answers.iter().find(|e| e.name != PERMESSAGE_DEFLATE) {
+                    return Err(ClientHandshakeError::UnrequestedExtension(
+                        other.to_string(),
+                    ));
+                }
+                let answers: Vec<&ExtensionOffer> = answers.iter().collect();
+                verify_answer(&answers, config).map_err(ClientHandshakeError::Extension)?
+            }
+        };
         let chosen: Vec<&str> = list_items(headers.all("sec-websocket-protocol")).collect();
         let protocol = match chosen.as_slice() {
             [] => None,
@@ -207,6 +247,7 @@ impl ClientHandshake {
             status,
             headers,
             protocol,
+            deflate,
         }))
     }
 }
@@ -217,6 +258,7 @@ pub struct Response {
     status: u16,
     headers: Headers,
     protocol: Option<String>,
+    deflate: Option<DeflateParams>,
 }
 
 impl Response {
@@ -228,6 +270,14 @@ impl Response {
     /// The subprotocol the server chose, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed, if the request offered it and the server
+    /// accepted (give them to [`Connection::with_deflate`]).
+    ///
+    /// [`Connection::with_deflate`]: crate::proto::connection::Connection::with_deflate
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.deflate
     }
 
     /// The first value of header `name` (case-insensitive).

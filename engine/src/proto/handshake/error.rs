@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::proto::extensions::ExtensionError;
+
 /// An upgrade request the server turns away, with the HTTP status it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -115,6 +117,9 @@ pub enum ClientHandshakeError {
     UnofferedProtocol(String),
     /// The server answered with an extension we did not ask for (§4.1 rule 5).
     UnrequestedExtension(String),
+    /// The server's permessage-deflate answer is malformed or does not fit our offer
+    /// (RFC 7692 §5, §7: the client fails the connection).
+    Extension(ExtensionError),
     /// A request header name or value would break the request (CR, LF, not a token).
     InvalidHeader(String),
     /// The resource (path and query) is not a valid request target.
@@ -151,6 +156,7 @@ impl fmt::Display for ClientHandshakeError {
                     "server answered with extension {e:?}, which we did not request"
                 )
             }
+            ClientHandshakeError::Extension(e) => write!(f, "permessage-deflate answer: {e}"),
             ClientHandshakeError::InvalidHeader(h) => write!(f, "invalid request header {h:?}"),
             ClientHandshakeError::InvalidResource(r) => write!(f, "invalid request target {r:?}"),
         }

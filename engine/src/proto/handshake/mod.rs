@@ -3,9 +3,11 @@
 //! ```text
 //!  server: bytes ─▶ ServerHandshake::parse ─▶ Request ─▶ application decides
 //!                                                         ├─ Accept ─▶ 101 response bytes
+//!                                                         │   (+ agreed permessage-deflate)
 //!                                                         └─ Reject ─▶ 4xx/5xx response bytes
 //!  client: ClientRequest::build ─▶ request bytes + ClientHandshake
 //!          bytes ─▶ ClientHandshake::parse_response ─▶ Response (validated) or typed error
+//!                                                      (+ agreed permessage-deflate)
 //! ```
 //!
 //! Parsing is incremental (the head may arrive over many reads) and takes exactly the head
@@ -24,7 +26,7 @@ mod tests;
 pub use accept_key::accept_key;
 pub use client::{ClientHandshake, ClientRequest, Response};
 pub use error::{ClientHandshakeError, HandshakeError};
-pub use server::{Accept, Reject, Request, ServerHandshake};
+pub use server::{Accept, Accepted, Reject, Request, ServerHandshake};
 
 /// Size limits of a handshake head; past them the server answers 431.
 #[derive(Debug, Clone)]

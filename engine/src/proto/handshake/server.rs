@@ -12,6 +12,11 @@ use super::error::{HandshakeError, http_response};
 use super::head::{
     Headers, find_head_end, has_token, header_ranges, is_safe_value, is_token, list_items, range_of,
 };
+use crate::proto::extensions::negotiation::negotiate;
+use crate::proto::extensions::{
+    DeflateConfig, DeflateOffer, DeflateParams, ExtensionError, ExtensionOffer, PERMESSAGE_DEFLATE,
+    parse_extensions,
+};
 
 /// Parses an upgrade request that arrives in pieces.
 #[derive(Debug)]
@@ -178,10 +183,42 @@ impl Request {
         list_items(self.headers.all("sec-websocket-protocol"))
     }
 
-    /// The extensions the client offered (`Sec-WebSocket-Extensions`), raw. None is ever
-    /// accepted by this engine.
+    /// The extensions the client offered (`Sec-WebSocket-Extensions`), raw: the header's
+    /// comma-separated items. [`extension_offers`](Self::extension_offers) parses them.
     pub fn extensions(&self) -> impl Iterator<Item = &str> {
         list_items(self.headers.all("sec-websocket-extensions"))
+    }
+
+    /// Every extension the client offered, parsed (RFC 6455 §9.1), in its order of
+    /// preference, over all its `Sec-WebSocket-Extensions` headers. A malformed header is
+    /// an error: the server then accepts no extension.
+    pub fn extension_offers(&self) -> Result<Vec<ExtensionOffer>, ExtensionError> {
+        parse_extensions(self.headers.all("sec-websocket-extensions"))
+    }
+
+    /// The client's permessage-deflate offers in its order of preference, each checked
+    /// against RFC 7692 §7 (an `Err` is an offer the server declines). A malformed header
+    /// gives one `Err`. For the application's handshake hook: see what was offered, then
+    /// [`Accept::no_compression`] or [`Accept::deflate`].
+    pub fn deflate_offers(&self) -> Vec<Result<DeflateOffer, ExtensionError>> {
+        match self.extension_offers() {
+            Ok(offers) => offers
+                .iter()
+                .filter(|e| e.name == PERMESSAGE_DEFLATE)
+                .map(DeflateOffer::from_extension)
+                .collect(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// The permessage-deflate parameters `config` would agree to for this request, and the
+    /// response header's value; `None` when it is off, nothing was offered, or no offer can
+    /// be honoured (RFC 7692 §5: the server then answers without the extension).
+    pub fn negotiate_deflate(&self, config: &DeflateConfig) -> Option<(DeflateParams, String)> {
+        if !config.enabled || self.headers.get("sec-websocket-extensions").is_none() {
+            return None;
+        }
+        negotiate(&self.extension_offers().ok()?, config)
     }
 
     /// The cookies, as (name, value) pairs from every `Cookie` header.
@@ -207,8 +244,22 @@ impl Request {
     }
 
     /// The `101 Switching Protocols` response that accepts this request
-    /// (RFC 6455 §4.2.2 item 5).
+    /// (RFC 6455 §4.2.2 item 5), with permessage-deflate if `accept` enables it
+    /// ([`Accept::deflate`]); [`accept`](Self::accept) also returns the parameters the
+    /// connection then needs.
     pub fn accept_response(&self, accept: &Accept) -> Result<Vec<u8>, HandshakeError> {
+        self.accept(accept).map(|a| a.response)
+    }
+
+    /// Accepts this request: the `101` response, and the permessage-deflate parameters
+    /// agreed (give them to [`Connection::with_deflate`]).
+    ///
+    /// [`Connection::with_deflate`]: crate::proto::connection::Connection::with_deflate
+    pub fn accept(&self, accept: &Accept) -> Result<Accepted, HandshakeError> {
+        let deflate = match &accept.deflate {
+            DeflateChoice::On(config) => self.negotiate_deflate(config),
+            DeflateChoice::Unset | DeflateChoice::Off => None,
+        };
         let mut out = Vec::with_capacity(160);
         out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
         out.extend_from_slice(accept_key(self.key.as_bytes()).as_bytes());
@@ -220,22 +271,58 @@ impl Request {
             }
             out.extend_from_slice(format!("Sec-WebSocket-Protocol: {protocol}\r\n").as_bytes());
         }
+        if let Some((_, answer)) = &deflate {
+            out.extend_from_slice(format!("Sec-WebSocket-Extensions: {answer}\r\n").as_bytes());
+        }
         for (name, value) in &accept.headers {
-            if !is_token(name) || !is_safe_value(value) {
+            // A second extension answer beside the negotiated one would claim RSV bits the
+            // connection does not handle.
+            if !is_token(name)
+                || !is_safe_value(value)
+                || (deflate.is_some() && name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            {
                 return Err(HandshakeError::InvalidResponseHeader(name.clone()));
             }
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
-        Ok(out)
+        Ok(Accepted {
+            response: out,
+            deflate: deflate.map(|(params, _)| params),
+        })
     }
 }
 
-/// The application's acceptance: an optional subprotocol and extra response headers.
+/// An accepted request: the response to send and what the connection needs to know.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Accepted {
+    /// The complete `101 Switching Protocols` response.
+    pub response: Vec<u8>,
+    /// The permessage-deflate parameters agreed, if any.
+    pub deflate: Option<DeflateParams>,
+}
+
+/// Whether an [`Accept`] negotiates permessage-deflate.
+#[derive(Debug, Clone, Default)]
+enum DeflateChoice {
+    /// Not decided by the application: the driver's default applies
+    /// ([`Accept::or_deflate`]); on its own, no compression.
+    #[default]
+    Unset,
+    /// Refused for this connection.
+    Off,
+    /// Negotiated with this configuration.
+    On(DeflateConfig),
+}
+
+/// The application's acceptance: an optional subprotocol, extra response headers, and
+/// whether to compress (permessage-deflate).
 #[derive(Debug, Clone, Default)]
 pub struct Accept {
     protocol: Option<String>,
     headers: Vec<(String, String)>,
+    deflate: DeflateChoice,
 }
 
 impl Accept {
@@ -250,10 +337,43 @@ impl Accept {
         self
     }
 
-    /// Add a response header (e.g. `Set-Cookie`).
+    /// Add a response header (e.g. `Set-Cookie`). A `Sec-WebSocket-Extensions` of its own
+    /// is refused ([`HandshakeError::InvalidResponseHeader`]) when permessage-deflate is
+    /// negotiated.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Negotiate permessage-deflate under `config` (if `config.enabled` and the client
+    /// offered it), overriding the driver's default.
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = DeflateChoice::On(config);
+        self
+    }
+
+    /// Refuse compression for this connection, whatever the driver's default (e.g. for a
+    /// client known to be broken, or to save the memory).
+    pub fn no_compression(mut self) -> Self {
+        self.deflate = DeflateChoice::Off;
+        self
+    }
+
+    /// For the driver: apply its default `config` unless the application chose
+    /// ([`deflate`](Self::deflate) or [`no_compression`](Self::no_compression)).
+    pub fn or_deflate(mut self, config: &DeflateConfig) -> Self {
+        if matches!(self.deflate, DeflateChoice::Unset) {
+            self.deflate = DeflateChoice::On(config.clone());
+        }
+        self
+    }
+
+    /// The configuration this acceptance negotiates permessage-deflate with, if any.
+    pub fn deflate_config(&self) -> Option<&DeflateConfig> {
+        match &self.deflate {
+            DeflateChoice::On(config) => Some(config),
+            DeflateChoice::Unset | DeflateChoice::Off => None,
+        }
     }
 }
 

@@ -3,31 +3,38 @@
 //! ```text
 //!  application      recv() -> Message (Bytes view, no copy)      send(Message)
 //!      ▲                                                            │
-//!  runtime/  io_uring driver (tokio-uring): workers, sockets, buffers, timers
-//!      ▲  read into the receive buffer             one write/writev per turn │
+//!  runtime/  workers (one per CPU); per connection one session (inbox, budgets, the end)
+//!            driven by its driver: io_uring (io-uring crate), tokio (epoll), tokio-uring
+//!      ▲  multishot receive into the worker's buffer ring   one send per turn │
 //!  proto/    sans-IO core: handshake, frame header, unmask in place, inflate/deflate
 //!            (permessage-deflate), UTF-8, reassembly, control frames, close handshake,
-//!            limits
+//!            limits, deadlines (now in, next deadline out)
 //! ```
 //!
 //! # What it does
 //! - [`proto`]: the protocol as a pure state machine. Bytes in, events out; messages in,
-//!   bytes out. No sockets, no runtime, no clock: usable under any IO.
-//! - [`runtime`]: a thread-per-core server and a client on io_uring (`tokio-uring`): one
-//!   pinned worker per CPU with its own ring and `SO_REUSEPORT` listener, a reader and a
-//!   writer task per connection, backpressure, keepalive, graceful shutdown. Where the
-//!   kernel refuses io_uring it fails with [`runtime::Error::UringUnavailable`].
+//!   bytes out; `now` in, the next deadline out (keepalive, idle and close timeouts). No
+//!   sockets, no runtime, no clock: usable under any IO.
+//! - [`runtime`]: a thread-per-core server and a client: one pinned worker per CPU with its
+//!   own `SO_REUSEPORT` listener, each connection one state machine, backpressure,
+//!   keepalive, graceful shutdown. The default io_uring driver runs on the `io-uring` crate
+//!   (multishot accept and receive, a provided buffer ring, connections run inline by the
+//!   worker's ring task); where the kernel refuses io_uring or is older than 6.0,
+//!   [`runtime::Driver::Auto`] falls back to tokio's epoll reactor with one line on stderr.
+//!   Handlers are tasks on tokio's current-thread scheduler on every driver.
 //!
-//! # One byte's way (server, receive)
-//! socket → the worker's read, straight into the connection's receive buffer → frame
-//! header decoded in place → payload unmasked in place (SIMD) and UTF-8-checked as it
-//! arrives → a single-frame message is split off the buffer as `Bytes` (no copy) → the
+//! # One byte's way (server, receive, io_uring)
+//! kernel → multishot receive into a buffer of the worker's ring (taken only when bytes
+//! arrive) → copied into the connection's receive buffer, the ring buffer given back →
+//! frame header decoded in place → payload unmasked in place (SIMD) and UTF-8-checked as
+//! it arrives → a single-frame message is split off the buffer as `Bytes` → the
 //! application's `recv()`. A ping on the way is answered by the core.
 //!
 //! # One message's way (server, send)
 //! `send(message)` → the core writes a 2–10 byte header; small frames are copied next to
-//! it, large payloads queued by reference → when the writer task next runs, everything
-//! queued leaves in one `write` (or `writev`) → socket. A full queue makes `send` wait.
+//! it, large payloads queued by reference → the connection is marked for the worker's
+//! next turn → everything queued for it leaves in one `send` (or `sendmsg`/`writev`) →
+//! socket. A full queue makes `send` wait.
 //!
 //! # Extensions
 //! permessage-deflate (RFC 7692) is in the core ([`proto::extensions`]): negotiated at the

@@ -25,7 +25,7 @@ pub enum Driver {
     #[default]
     Auto,
     /// io_uring only (multishot receive into a provided buffer ring, Linux 6.0+): fail
-    /// with [`Error::UringUnavailable`](super::Error::UringUnavailable) where the kernel
+    /// with [`Error::UringUnavailable`] where the kernel
     /// refuses rings.
     Uring,
     /// tokio's epoll reactor, even where io_uring works.

@@ -1,4 +1,4 @@
-//! The io_uring runtime: a thread-per-core server and a client on `tokio-uring`.
+//! The runtime: a thread-per-core server and a client, on io_uring or tokio.
 //!
 //! A thin layer over [`crate::proto`]: it moves bytes between sockets and the core and
 //! passes it the time. Each connection is one state machine (its session) driven by one
@@ -12,7 +12,7 @@
 //! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
 //! | [`client`] | connecting to a `ws://` URL |
-//! | [`uring`] | creating a ring, with a plain error where the kernel refuses |
+//! | [`uring`] | the tokio-uring driver's runtime, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
 //! | `upgrade` | taking over an upgrade request in a hyper or axum service (feature `hyper`) |
 //! | [`options`] | per-connection settings |

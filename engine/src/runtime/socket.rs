@@ -1,8 +1,8 @@
 //! The application's WebSocket handle, and the cell it shares with the connection's driver.
 //!
-//! A connection is one state machine ([`Session`]) driven by one task of its worker's
+//! A connection is one state machine (`Session`) driven by one task of its worker's
 //! driver; the application's handler is another task holding a [`WebSocket`]. They share a
-//! [`Shared`] through an `Rc`: the handle's methods borrow the session for a plain method
+//! `Shared` through an `Rc`: the handle's methods borrow the session for a plain method
 //! call (never across an await) and wake the driver when there is something for it to do.
 //! `send` encodes straight into the core's outgoing queue and wakes the driver, which runs
 //! after the handler yields: every message queued in one turn leaves in one write.

@@ -1,4 +1,5 @@
-//! Creating a worker's io_uring runtime, with a plain error where the kernel refuses rings.
+//! The tokio-uring driver's runtime ([`Driver::TokioUring`](super::Driver::TokioUring)), with a plain error where
+//! the kernel refuses rings; and [`start`], which runs client code on the default driver.
 //!
 //! `tokio_uring::start` panics when `io_uring_setup` fails. Container seccomp profiles
 //! (Docker since 25, Kubernetes' `RuntimeDefault`) answer it with `EPERM`, kernels built

@@ -11,20 +11,7 @@ use std::time::{Duration, Instant};
 use wsengine::runtime::ServerHandle;
 
 mod common;
-use common::{masked_frame, one_worker, raw_handshake, serve_echo};
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn rss_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use common::{masked_frame, one_worker, open_fds, raw_handshake, rss_kib, serve_echo};
 
 /// One connection's life: an echo of `n`, then a clean close and the server's FIN.
 fn one_life(addr: SocketAddr, n: usize) {

@@ -12,20 +12,9 @@ use wsengine::Message;
 use wsengine::runtime::{ServerHandle, connect};
 
 mod common;
-use common::{masked_frame, one_worker, raw_handshake, reset, serve_echo, upgrade_request};
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn rss_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use common::{
+    masked_frame, one_worker, open_fds, raw_handshake, reset, rss_kib, serve_echo, upgrade_request,
+};
 
 /// Every way a peer can break off, `n` times each.
 fn abrupt_round(addr: SocketAddr, n: usize) {

@@ -113,3 +113,18 @@ pub fn serve_echo(builder: ServerBuilder) -> ServerHandle {
         })
         .expect("server starts")
 }
+
+/// The descriptors this process holds.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// This process's resident memory, in KiB.
+pub fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

@@ -58,6 +58,12 @@ struct Args {
     /// Open connections per worker above which new ones get HTTP 503.
     #[arg(long, default_value_t = 100_000)]
     max_connections_per_worker: usize,
+    /// io_uring driver: buffers in each worker's provided buffer ring (a power of two).
+    #[arg(long, default_value_t = 256)]
+    receive_buffers: u16,
+    /// io_uring driver: the size of each of those buffers, in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    receive_buffer_size: usize,
     /// IO driver: `auto` (io_uring where the kernel allows it, else tokio's epoll
     /// reactor, saying so on stderr), `uring`, `tokio` or `tokio-uring`.
     #[arg(long, default_value = "auto")]
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
         .socket_options(options)
         .handshake_timeout(Duration::from_secs_f64(args.handshake_timeout))
         .max_connections_per_worker(args.max_connections_per_worker)
+        .receive_buffers(args.receive_buffers, args.receive_buffer_size)
         .driver(args.driver);
     if let Some(workers) = args.workers {
         builder = builder.workers(workers);

@@ -16,9 +16,13 @@
 //! the handshake, the session and the handle are written once, and no protocol code knows
 //! which driver moves its bytes.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Context;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -72,6 +76,48 @@ pub(crate) trait Acceptor: 'static {
 
     /// The next connection.
     async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)>;
+}
+
+/// A connection's one timer, for the drivers that run a task per connection: made when
+/// the connection first has a deadline, and moved only to an earlier one (a later
+/// deadline waits for the timer to fire first, so there is no timer update per message).
+#[derive(Default)]
+pub(crate) struct ConnTimer {
+    sleep: Option<Pin<Box<::tokio::time::Sleep>>>,
+    /// The deadline it is set to; `None` once it fired.
+    armed: Option<Instant>,
+}
+
+impl ConnTimer {
+    /// Sets the timer to `deadline` if that is earlier than what it is set to.
+    pub(crate) fn arm(&mut self, deadline: Option<Instant>) {
+        let Some(at) = deadline else {
+            return;
+        };
+        if self.armed.is_none_or(|armed| at < armed) {
+            let at = ::tokio::time::Instant::from_std(at);
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.sleep = Some(Box::pin(::tokio::time::sleep_until(at))),
+            }
+            self.armed = Some(at.into_std());
+        }
+    }
+
+    /// Whether the armed deadline came (the timer is then disarmed).
+    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.armed.is_none() {
+            return false;
+        }
+        let fired = self
+            .sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        if fired {
+            self.armed = None;
+        }
+        fired
+    }
 }
 
 /// Drops the `written` bytes a write took from the front of `chunks`, keeping the

@@ -10,16 +10,15 @@
 //! the socket is quiet: no pending read owns a buffer, and an empty receive buffer is let
 //! go.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::consume;
+use super::{ConnTimer, consume};
 use crate::runtime::session::{MAX_READ, TcpStep};
 use crate::runtime::socket::Shared;
 
@@ -63,8 +62,7 @@ pub(crate) async fn run<S: Readiness>(shared: Rc<Shared>, stream: Rc<S>) {
         out: Vec::new(),
         unflushed: false,
         shutting_write: false,
-        timer: None,
-        armed: None,
+        timer: ConnTimer::default(),
     };
     // Frames that arrived with the handshake (in the same read) are already buffered.
     if shared.session.borrow_mut().process().wake_recv {
@@ -82,10 +80,8 @@ struct Loop {
     unflushed: bool,
     /// Our FIN is being sent.
     shutting_write: bool,
-    /// The connection's one timer, made when it first has a deadline.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The deadline the timer is set to.
-    armed: Option<Instant>,
+    /// The connection's one timer.
+    timer: ConnTimer,
 }
 
 impl Loop {
@@ -217,35 +213,11 @@ impl Loop {
             if wake_send {
                 shared.wake_send();
             }
-            let fired = self.poll_timer(cx, deadline);
+            self.timer.arm(deadline);
+            let fired = self.timer.poll_fired(cx);
             if !(happened || fired || more) {
                 return Poll::Pending;
             }
         }
-    }
-
-    /// Sets the timer to `deadline` when that is earlier than what it is set to (a later
-    /// deadline waits for the timer to fire first: no timer update per message), and
-    /// polls it. Returns whether it fired.
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
-        let Some(at) = deadline else {
-            return false;
-        };
-        if self.armed.is_none_or(|armed| at < armed) {
-            let at = tokio::time::Instant::from_std(at);
-            match &mut self.timer {
-                Some(timer) => timer.as_mut().reset(at),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-            self.armed = Some(at.into_std());
-        }
-        let Some(timer) = self.timer.as_mut() else {
-            return false;
-        };
-        if timer.as_mut().poll(cx).is_ready() {
-            self.armed = None;
-            return true;
-        }
-        false
     }
 }

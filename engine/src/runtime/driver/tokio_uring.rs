@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
-use super::{Acceptor, IOV_MAX, Transport, consume};
+use super::{Acceptor, ConnTimer, IOV_MAX, Transport, consume};
 use crate::runtime::session::{MAX_READ, Session, TcpStep};
 use crate::runtime::socket::Shared;
 
@@ -97,8 +97,7 @@ enum Woke {
 async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>) {
     let mut read: Option<ReadOp> = None;
     let mut write: Option<WriteOp> = None;
-    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    let mut armed: Option<Instant> = None;
+    let mut timer = ConnTimer::default();
     let mut chunks: Vec<Bytes> = Vec::new();
     // Frames that arrived with the handshake (in the same read) are already buffered.
     if shared.session.borrow_mut().process().wake_recv {
@@ -140,16 +139,7 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>) {
             }
             s.poll_timeout()
         };
-        if let Some(at) = deadline
-            && armed.is_none_or(|armed| at < armed)
-        {
-            let at = tokio::time::Instant::from_std(at);
-            match &mut timer {
-                Some(t) => t.as_mut().reset(at),
-                None => timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-            armed = Some(at.into_std());
-        }
+        timer.arm(deadline);
         let woke = poll_fn(|cx| {
             if let Some(ReadOp { op, spare }) = read.as_mut()
                 && let Poll::Ready((result, buf)) = op.as_mut().poll(cx)
@@ -164,10 +154,7 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>) {
             if shared.driver_polled(cx.waker()) {
                 return Poll::Ready(Woke::Handle);
             }
-            if let Some(t) = timer.as_mut()
-                && armed.is_some()
-                && t.as_mut().poll(cx).is_ready()
-            {
+            if timer.poll_fired(cx) {
                 return Poll::Ready(Woke::Timer);
             }
             Poll::Pending
@@ -205,8 +192,7 @@ async fn run(shared: Rc<Shared>, stream: Rc<TcpStream>) {
                     }
                 }
             }
-            Woke::Handle => {}
-            Woke::Timer => armed = None,
+            Woke::Handle | Woke::Timer => {}
         }
     }
     shared.finished();

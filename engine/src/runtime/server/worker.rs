@@ -120,37 +120,43 @@ pub(crate) fn run(
     };
     let driver = runtime.driver();
     runtime.block_on(async move {
-        if driver == Driver::Tokio {
-            let listener = match listener
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpListener::from_std(listener))
-            {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = ready.send(Err(e.into()));
-                    return;
-                }
-            };
-            let _ = ready.send(Ok(()));
-            serve(listener, control, shared, shutdown).await;
-            return;
+        match driver {
+            Driver::Tokio => {
+                let listener = listener
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(listener));
+                listen(listener, ready, control, shared, shutdown).await;
+            }
+            Driver::Uring => {
+                let listener = UringListener::from_std(listener);
+                listen(listener, ready, control, shared, shutdown).await;
+            }
+            _ => {
+                let listener = Ok(tokio_uring::net::TcpListener::from_std(listener));
+                listen(listener, ready, control, shared, shutdown).await;
+            }
         }
-        if driver == Driver::Uring {
-            let listener = match UringListener::from_std(listener) {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = ready.send(Err(e.into()));
-                    return;
-                }
-            };
-            let _ = ready.send(Ok(()));
-            serve(listener, control, shared, shutdown).await;
-            return;
-        }
-        let listener = tokio_uring::net::TcpListener::from_std(listener);
-        let _ = ready.send(Ok(()));
-        serve(listener, control, shared, shutdown).await;
     });
+}
+
+/// Reports on `ready` whether the worker's listener could be taken into its driver, then
+/// serves it.
+async fn listen<A: Acceptor>(
+    listener: std::io::Result<A>,
+    ready: mpsc::Sender<Result<(), Error>>,
+    control: std::net::TcpListener,
+    shared: Arc<ServerShared>,
+    shutdown: watch::Receiver<Option<Duration>>,
+) {
+    match listener {
+        Ok(listener) => {
+            let _ = ready.send(Ok(()));
+            serve(listener, control, shared, shutdown).await;
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+        }
+    }
 }
 
 async fn serve<A: Acceptor>(

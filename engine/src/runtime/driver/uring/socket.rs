@@ -36,9 +36,9 @@ const RECEIVED_MAX: usize = 64 * 1024;
 /// A send in flight: what it points at lives here until its completion.
 struct SendOp {
     chunks: Vec<Bytes>,
-    /// What the kernel reads for a `sendmsg`: kept alive, never read here.
-    _iovecs: Vec<libc::iovec>,
-    _msg: Box<libc::msghdr>,
+    /// What the kernel reads for a `sendmsg` of several chunks: kept alive, never read
+    /// here. A single chunk goes out with `send` and needs neither.
+    _vectored: Option<(Vec<libc::iovec>, Box<libc::msghdr>)>,
     /// Sent for the session (else for an async `write`).
     for_session: bool,
 }
@@ -130,32 +130,33 @@ impl Socket {
 
     /// Submits a send of `chunks` (one `send`, or `sendmsg` of up to `IOV_MAX` of them).
     fn start_send(&self, ring: &Ring, st: &mut State, chunks: Vec<Bytes>, for_session: bool) {
-        let iovecs: Vec<libc::iovec> = chunks
-            .iter()
-            .take(IOV_MAX)
-            .map(|c| libc::iovec {
-                iov_base: c.as_ptr() as *mut libc::c_void,
-                iov_len: c.len(),
-            })
-            .collect();
-        // SAFETY: a zeroed msghdr is a valid empty one (all pointers null, lengths 0).
-        let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-        msg.msg_iov = iovecs.as_ptr() as *mut libc::iovec;
-        msg.msg_iovlen = iovecs.len() as _;
-        let entry = if chunks.len() == 1 {
-            opcode::Send::new(self.raw(), chunks[0].as_ptr(), chunks[0].len() as u32)
+        let (entry, vectored) = if chunks.len() == 1 {
+            let entry = opcode::Send::new(self.raw(), chunks[0].as_ptr(), chunks[0].len() as u32)
                 .flags(libc::MSG_NOSIGNAL)
-                .build()
+                .build();
+            (entry, None)
         } else {
-            opcode::SendMsg::new(self.raw(), &*msg)
+            let iovecs: Vec<libc::iovec> = chunks
+                .iter()
+                .take(IOV_MAX)
+                .map(|c| libc::iovec {
+                    iov_base: c.as_ptr() as *mut libc::c_void,
+                    iov_len: c.len(),
+                })
+                .collect();
+            // SAFETY: a zeroed msghdr is a valid empty one (all pointers null, lengths 0).
+            let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+            msg.msg_iov = iovecs.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = iovecs.len() as _;
+            let entry = opcode::SendMsg::new(self.raw(), &*msg)
                 .flags(libc::MSG_NOSIGNAL as u32)
-                .build()
+                .build();
+            (entry, Some((iovecs, msg)))
         };
         ring.push(entry.user_data(self.id.user_data(OpKind::Send)));
         st.send = Some(SendOp {
             chunks,
-            _iovecs: iovecs,
-            _msg: msg,
+            _vectored: vectored,
             for_session,
         });
     }

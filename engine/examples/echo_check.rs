@@ -4,13 +4,17 @@
 //! `websockets` echo server) by `scripts/test.sh`.
 //!
 //! ```sh
-//! cargo run --release -p wsengine --example echo_check -- ws://127.0.0.1:8765/
+//! cargo run --release -p wsengine --example echo_check -- ws://127.0.0.1:8765/ [DRIVER] [deflate]
 //! ```
+//!
+//! With `deflate` the checks run a third time offering permessage-deflate (context
+//! takeover, every message compressed), which the server must accept.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
+use wsengine::proto::extensions::DeflateConfig;
 use wsengine::runtime::{ConnectOptions, Driver, Error, start_with};
 use wsengine::{CloseCode, Message};
 
@@ -27,13 +31,20 @@ fn text(len: usize) -> String {
     s
 }
 
-async fn check(url: &str, fragment: Option<usize>) -> Result<usize, String> {
+async fn check(url: &str, fragment: Option<usize>, deflate: bool) -> Result<usize, String> {
     let mut options = ConnectOptions::default();
     options.socket.protocol.fragment_size = fragment;
+    if deflate {
+        options.socket.protocol.deflate = DeflateConfig::enabled();
+        options.socket.protocol.deflate.min_size = 0;
+    }
     let (ws, _) = options
         .connect(url)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    if deflate && ws.deflate().is_none() {
+        return Err("the server did not accept permessage-deflate".into());
+    }
     let mut checked = 0;
     for len in SIZES {
         let binary: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
@@ -88,11 +99,17 @@ fn main() -> ExitCode {
             std::process::exit(2);
         }
     };
+    let deflate = std::env::args().nth(3).as_deref() == Some("deflate");
     let result = start_with(driver, async {
         let run = async {
-            let plain = check(&url, None).await?;
-            let fragmented = check(&url, Some(1000)).await?;
-            Ok::<_, String>(plain + fragmented)
+            let plain = check(&url, None, false).await?;
+            let fragmented = check(&url, Some(1000), false).await?;
+            let compressed = if deflate {
+                check(&url, Some(1000), true).await?
+            } else {
+                0
+            };
+            Ok::<_, String>(plain + fragmented + compressed)
         };
         tokio::time::timeout(Duration::from_secs(60), run)
             .await

@@ -39,8 +39,16 @@
 //! # Extensions
 //! permessage-deflate (RFC 7692) is in the core ([`proto::extensions`]): negotiated at the
 //! handshake ([`proto::handshake::Request::accept`], [`proto::handshake::Response::deflate`])
-//! and then run by the connection ([`Connection::with_deflate`]). Off unless asked for;
-//! any other extension is declined, and RSV bits it does not define are protocol errors.
+//! and then run by the connection ([`Connection::with_deflate`]). Off unless asked for
+//! (`SocketOptions::protocol.deflate`); the runtime lends each worker's shared streams to
+//! connections without context takeover. Any other extension is declined, and RSV bits it
+//! does not define are protocol errors.
+//!
+//! # Memory
+//! Every per-connection limit holds, and one server-wide budget
+//! ([`runtime::MemoryBudget`], default 1 GiB) bounds what all connections hold buffered
+//! together: past it, a connection over its share waits (is not read from), and after the
+//! budget's wait it is closed with 1013.
 //!
 //! # What it does not do
 //! - TLS: terminate it in front (a proxy) or wrap the stream yourself.

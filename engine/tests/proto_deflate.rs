@@ -3,6 +3,8 @@
 //! inflated messages, and client/server pairs round-tripping random messages under random
 //! parameters, cut into reads at random points.
 
+use std::time::{Duration, Instant};
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use wsengine::proto::extensions::{DeflateConfig, DeflateParams, StreamPool};
@@ -616,6 +618,44 @@ fn streams_are_allocated_on_first_use_and_freed_without_context_takeover() {
             [Event::Message(big.clone())]
         );
     }
+}
+
+#[test]
+fn an_idle_dedicated_compressor_is_freed_by_the_cores_deadline() {
+    let big = Message::text("hello hello hello ".repeat(200));
+    let mut p = params();
+    p.compressor_idle_release = Some(Duration::from_secs(30));
+    let mut server = conn(Role::Server, Some(p));
+    let mut client = conn(Role::Client, Some(p));
+    let t0 = Instant::now();
+    server.handle_timeout(t0);
+    assert_eq!(server.poll_timeout(), None, "no stream, no deadline");
+    server.send(&big).unwrap();
+    assert!(server.deflate_memory() >= 128 * 1024);
+    server.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_secs(31)));
+    // Used again at 20 s: the deadline moves.
+    server.send(&big).unwrap();
+    server.handle_timeout(t0 + Duration::from_secs(20));
+    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_secs(50)));
+    server.handle_timeout(t0 + Duration::from_secs(49));
+    assert!(server.deflate_memory() >= 128 * 1024);
+    server.handle_timeout(t0 + Duration::from_secs(50));
+    assert_eq!(server.deflate_memory(), 0, "released at its deadline");
+    assert_eq!(server.poll_timeout(), None);
+    // Both messages read, then one compressed by a fresh stream after the release.
+    server.send(&big).unwrap();
+    let events = run(&mut client, &wire(&mut server)).unwrap();
+    assert_eq!(events, vec![Event::Message(big.clone()); 3]);
+
+    // None: kept for the connection's lifetime.
+    p.compressor_idle_release = None;
+    let mut server = conn(Role::Server, Some(p));
+    server.handle_timeout(t0);
+    server.send(&big).unwrap();
+    server.handle_timeout(t0 + Duration::from_secs(3600));
+    assert_eq!(server.poll_timeout(), None);
+    assert!(server.deflate_memory() >= 128 * 1024);
 }
 
 #[test]

@@ -76,10 +76,20 @@ pub struct Config {
     /// server's memory per idle connection.
     #[arg(long, conflicts_with_all = ["rate", "raw", "max_size"])]
     pub idle: bool,
+    /// With `--idle`: each connection first sends one message of `--size` bytes and waits
+    /// for its echo, then goes quiet, so that what a connection keeps after use (buffers,
+    /// permessage-deflate streams) is measured rather than a fresh connection.
+    #[arg(long, requires = "idle")]
+    pub idle_after_echo: bool,
     /// IO driver of the load threads and the embedded server: `auto` (io_uring where the
     /// kernel allows it, else tokio), `uring` or `tokio`.
     #[arg(long, default_value = "auto")]
     pub driver: wsengine::runtime::Driver,
+    /// Offer permessage-deflate (RFC 7692, context takeover, level 1; messages of 1 KiB
+    /// and more compressed) and report how many connections got it and the bytes on the
+    /// wire per payload byte. The embedded server then accepts it too (dedicated mode).
+    #[arg(long, conflicts_with = "raw")]
+    pub deflate: bool,
     /// Worker threads of the embedded server (default: half the CPUs).
     #[arg(long)]
     pub server_workers: Option<usize>,

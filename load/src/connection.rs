@@ -91,7 +91,7 @@ pub async fn closed_loop(
             stats.mismatches.set(stats.mismatches.get() + 1);
         }
         expected += 1;
-        stats.tick();
+        stats.tick(echo.len());
         if now >= window.measure_from && sent >= window.measure_from {
             stats.record(now - sent, echo.len());
         }
@@ -198,7 +198,7 @@ pub async fn open_loop(
                     stats.mismatches.set(stats.mismatches.get() + 1);
                 }
                 expected += 1;
-                stats.tick();
+                stats.tick(echo.len());
                 if at >= window.measure_from {
                     stats.record(now.saturating_duration_since(at), echo.len());
                 }
@@ -218,12 +218,33 @@ pub async fn open_loop(
 /// Idle: sends nothing and holds the connection until the end of the window (or `stop`),
 /// then closes it with 1000. The connection waits on `recv` meanwhile, so a server that
 /// drops it is noticed (an error, by kind); a message from the server is a mismatch.
+/// With `greet`, one message of that shape goes first and its echo is checked.
 pub async fn idle(
     ws: WebSocket,
+    greet: Option<Shape>,
     window: Window,
     stats: Rc<ThreadStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    if let Some(shape) = greet {
+        let mut scratch = Vec::with_capacity(shape.size);
+        let mut seq = 0;
+        if !send_next(&ws, &mut seq, shape, &mut scratch, &stats).await {
+            return;
+        }
+        match ws.recv().await {
+            Ok(echo) => {
+                if !payload::matches(&echo, 0, shape.size, shape.text, &mut scratch) {
+                    stats.mismatches.set(stats.mismatches.get() + 1);
+                }
+                stats.tick(echo.len());
+            }
+            Err(e) => {
+                stats.error(error_kind(&e));
+                return;
+            }
+        }
+    }
     let end = tokio::time::sleep_until(window.end.into());
     tokio::pin!(end);
     loop {
@@ -303,7 +324,7 @@ pub async fn raw_closed_loop(
             }
             let _ = input.split_to(size);
             expected += 1;
-            stats.tick();
+            stats.tick(size);
             if now >= window.measure_from && sent >= window.measure_from {
                 stats.record(now - sent, size);
             }

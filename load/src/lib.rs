@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use wsengine::proto::extensions::DeflateConfig;
 use wsengine::runtime::{
     ConnectOptions, Driver, Error, LocalRuntime, Server, ServerHandle, WebSocket,
 };
@@ -59,9 +60,16 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// An echo server started for the run when no `--url` is given.
-fn embedded_server(workers: usize, driver: Driver) -> Result<ServerHandle, LoadError> {
+fn embedded_server(
+    workers: usize,
+    driver: Driver,
+    deflate: bool,
+) -> Result<ServerHandle, LoadError> {
     let mut options = wsengine::runtime::SocketOptions::default();
     options.max_send_queue = 4 << 20;
+    if deflate {
+        options.protocol.deflate = DeflateConfig::dedicated();
+    }
     Server::builder(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .workers(workers)
         .driver(driver)
@@ -159,7 +167,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         Some(url) => (None, url.clone(), None),
         None => {
             let workers = config.server_workers.unwrap_or((cpus / 2).max(1));
-            let server = embedded_server(workers, driver)?;
+            let server = embedded_server(workers, driver, config.deflate)?;
             let url = format!("ws://{}/", server.local_addr());
             (Some(server), url, Some(workers))
         }
@@ -202,6 +210,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             connect_concurrency: config.connect_concurrency.max(1),
             shape,
             idle: config.idle,
+            idle_after_echo: config.idle_after_echo,
+            deflate: config.deflate,
             warmup,
             duration,
             pin_cpu: pin.then_some((first_cpu + t) % cpus),
@@ -295,6 +305,8 @@ struct ThreadJob {
     connect_concurrency: usize,
     shape: Shape,
     idle: bool,
+    idle_after_echo: bool,
+    deflate: bool,
     warmup: Duration,
     duration: Duration,
     pin_cpu: Option<usize>,
@@ -343,10 +355,21 @@ impl ThreadJob {
             let shape = self.shape;
             let stop = self.stop.clone();
             let idle = self.idle.then(|| stop_rx.clone());
+            let greet = self.idle_after_echo;
+            if let Peer::WebSocket(ws) = &peer
+                && ws.deflate().is_some()
+            {
+                stats.deflated.set(stats.deflated.get() + 1);
+            }
             tasks.push(tokio_uring::spawn(async move {
+                let handle = match &peer {
+                    Peer::WebSocket(ws) => Some(ws.clone()),
+                    Peer::Raw(_) => None,
+                };
+                let wire_stats = stats.clone();
                 match (peer, idle) {
                     (Peer::WebSocket(ws), Some(stop)) => {
-                        connection::idle(ws, window, stats, stop).await
+                        connection::idle(ws, greet.then_some(shape), window, stats, stop).await
                     }
                     (Peer::Raw(stream), _) => {
                         connection::raw_closed_loop(stream, shape, window, stats, &stop).await
@@ -357,6 +380,10 @@ impl ThreadJob {
                     (Peer::WebSocket(ws), None) => {
                         connection::closed_loop(ws, shape, window, stats, &stop).await
                     }
+                }
+                if let Some(ws) = handle {
+                    let wire = &wire_stats.wire_received;
+                    wire.set(wire.get() + ws.wire_bytes().received);
                 }
             }));
         }
@@ -399,6 +426,9 @@ impl ThreadJob {
             let raw_addr = self.raw_addr;
             let mut options = ConnectOptions::default();
             options.socket.max_send_queue = 4 << 20;
+            if self.deflate {
+                options.socket.protocol.deflate = DeflateConfig::dedicated();
+            }
             if self.loopback_v4 && i >= CONNECTIONS_PER_SOURCE {
                 // Past one address's ephemeral ports: 127.0.0.2, 127.0.0.3, ...
                 let n = (i / CONNECTIONS_PER_SOURCE) as u32 + 1;

@@ -44,6 +44,8 @@ pub struct Report {
     pub stopped_early: bool,
     /// The IO driver the load ran on (`"uring"` or `"tokio"`).
     pub driver: &'static str,
+    /// permessage-deflate was offered (`--deflate`).
+    pub deflate: bool,
 }
 
 impl Report {
@@ -76,6 +78,7 @@ impl Report {
             server_cpu,
             stopped_early,
             driver: "uring",
+            deflate: config.deflate,
         }
     }
 
@@ -122,6 +125,15 @@ impl Report {
         }
     }
 
+    /// Bytes the server's frames took on the wire per payload byte echoed (WebSocket
+    /// runs that echoed something).
+    pub fn wire_ratio(&self) -> Option<f64> {
+        if self.totals.wire_received == 0 {
+            return None;
+        }
+        self.totals.wire_ratio()
+    }
+
     /// The JSON object of `--json`.
     pub fn to_json(&self) -> serde_json::Value {
         let connect = &self.totals.connect;
@@ -157,6 +169,8 @@ impl Report {
             "errors_by_kind": self.totals.errors,
             "mismatches": self.totals.mismatches,
             "server_cpu_us_per_msg": self.server_cpu_us_per_msg(),
+            "deflate_connections": self.totals.deflated,
+            "wire_bytes_per_payload_byte": self.wire_ratio(),
             "stopped_early": self.stopped_early,
         })
     }
@@ -205,6 +219,18 @@ impl Report {
         );
         if let Some(us) = self.server_cpu_us_per_msg() {
             out += &format!("  server CPU {us:.3} µs/msg\n");
+        }
+        if self.deflate {
+            out += &format!(
+                "  permessage-deflate on {} of {} connections",
+                self.totals.deflated, self.totals.connected
+            );
+            match self.wire_ratio() {
+                Some(r) => {
+                    out += &format!("; wire bytes per payload byte {r:.3} (server to load)\n")
+                }
+                None => out += "\n",
+            }
         }
         out += &format!(
             "  errors     {}{}\n  mismatches {}\n",

@@ -36,6 +36,12 @@ pub struct ThreadStats {
     pub held: Cell<u64>,
     /// Errors by kind.
     pub errors: RefCell<BTreeMap<&'static str, u64>>,
+    /// Payload bytes of every echo, warm-up included (for the wire ratio).
+    pub payload_received: Cell<u64>,
+    /// Bytes the server's frames took on the wire, over the connections' lifetimes.
+    pub wire_received: Cell<u64>,
+    /// Connections that negotiated permessage-deflate.
+    pub deflated: Cell<u64>,
     /// For the progress line: every echo so far, and this thread's p99 so far (µs).
     pub live: Arc<LiveCounters>,
 }
@@ -62,6 +68,9 @@ impl ThreadStats {
             connected: Cell::new(0),
             held: Cell::new(0),
             errors: RefCell::new(BTreeMap::new()),
+            payload_received: Cell::new(0),
+            wire_received: Cell::new(0),
+            deflated: Cell::new(0),
             live,
         }
     }
@@ -80,10 +89,13 @@ impl ThreadStats {
         self.bytes.set(self.bytes.get() + bytes as u64);
     }
 
-    /// Counts an echo for the progress line (warm-up included).
+    /// Counts an echo of `bytes` payload bytes for the progress line and the wire ratio
+    /// (warm-up included).
     #[inline]
-    pub fn tick(&self) {
+    pub fn tick(&self, bytes: usize) {
         self.live.echoes.fetch_add(1, Ordering::Relaxed);
+        self.payload_received
+            .set(self.payload_received.get() + bytes as u64);
     }
 
     /// Publishes this thread's p99 for the progress line.
@@ -109,6 +121,9 @@ impl ThreadStats {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            payload_received: self.payload_received.get(),
+            wire_received: self.wire_received.get(),
+            deflated: self.deflated.get(),
         }
     }
 }
@@ -134,6 +149,12 @@ pub struct Totals {
     pub held: u64,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Payload bytes of every echo, warm-up included.
+    pub payload_received: u64,
+    /// Bytes the server's frames took on the wire.
+    pub wire_received: u64,
+    /// Connections that negotiated permessage-deflate.
+    pub deflated: u64,
 }
 
 impl Totals {
@@ -149,6 +170,9 @@ impl Totals {
             connected: 0,
             held: 0,
             errors: BTreeMap::new(),
+            payload_received: 0,
+            wire_received: 0,
+            deflated: 0,
         }
     }
 
@@ -162,9 +186,20 @@ impl Totals {
         self.connect_failures += other.connect_failures;
         self.connected += other.connected;
         self.held += other.held;
+        self.payload_received += other.payload_received;
+        self.wire_received += other.wire_received;
+        self.deflated += other.deflated;
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += n;
         }
+    }
+
+    /// Bytes on the wire (server to client, frame headers and close frames included) per
+    /// payload byte echoed, if anything was echoed: about 1 without compression (a little
+    /// more for the headers), the compression ratio with permessage-deflate.
+    pub fn wire_ratio(&self) -> Option<f64> {
+        (self.payload_received > 0)
+            .then(|| self.wire_received as f64 / self.payload_received as f64)
     }
 
     /// All errors, of every kind.

@@ -1,7 +1,9 @@
 """Headless Chromium (a real browser) against a WebSocket echo server.
 
 Serves chromium_page.html on 127.0.0.1, starts Chromium on it, and waits for the page to
-POST its result. Usage: chromium_test.py ws://127.0.0.1:PORT/
+POST its result. The page checks that the server accepted `EXTENSION` (e.g.
+permessage-deflate, which Chromium always offers), or none when it is not given.
+Usage: chromium_test.py ws://127.0.0.1:PORT/ [EXTENSION]
 """
 
 import http.server
@@ -42,14 +44,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def main(ws_url: str) -> int:
+def main(ws_url: str, extension: str) -> int:
     browser = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(browser):
         print("chromium: 0 passed, 1 failed: chromium is not installed")
         return 1
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    page = f"http://127.0.0.1:{httpd.server_address[1]}/page.html?ws={urllib.parse.quote(ws_url)}"
+    page = f"http://127.0.0.1:{httpd.server_address[1]}/page.html?ws={urllib.parse.quote(ws_url)}&ext={urllib.parse.quote(extension)}"
     profile = tempfile.mkdtemp(prefix="wsengine-chromium-")
     proc = subprocess.Popen(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -70,9 +72,11 @@ def main(ws_url: str) -> int:
         httpd.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
     suffix = f": {result['error']}" if result.get("error") else ""
-    print(f"chromium: {result['passed']} passed, {result['failed']} failed{suffix}")
+    name = f"chromium ({extension})" if extension else "chromium"
+    print(f"{name}: {result['passed']} passed, {result['failed']} failed{suffix}")
     return 0 if result["failed"] == 0 and result["passed"] > 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9001/"))
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9001/",
+                  sys.argv[2] if len(sys.argv) > 2 else ""))

@@ -1,9 +1,13 @@
 // Node `ws` (a third-party client) against a WebSocket echo server: text and binary
 // echoes at the length boundaries, a fragmented message, a ping, a close with 4000.
-// Usage: node node_client.mjs ws://127.0.0.1:PORT/
+// With `deflate`: perMessageDeflate on (ws compresses messages of 1 KiB and more), checks
+// the server accepted it, and echoes compressible JSON-like text too.
+// Usage: node node_client.mjs ws://127.0.0.1:PORT/ [deflate]
 import WebSocket from "ws";
 
 const url = process.argv[2] ?? "ws://127.0.0.1:9001/";
+const deflate = process.argv[3] === "deflate";
+const NAME = deflate ? "node ws client (permessage-deflate)" : "node ws client";
 const SIZES = [0, 125, 126, 65535, 65536, 1 << 20];
 
 function textOf(n) {
@@ -11,7 +15,12 @@ function textOf(n) {
   return s + "x".repeat(n - Buffer.byteLength(s));
 }
 
-const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 << 20 });
+function jsonOf(n) {
+  const record = '{"symbol":"ABC","bid":101.25,"ask":101.5,"size":300},';
+  return record.repeat(Math.floor(n / record.length) + 1).slice(0, n);
+}
+
+const ws = new WebSocket(url, { perMessageDeflate: deflate, maxPayload: 64 << 20 });
 const inbox = [];
 let waiter = null;
 ws.on("message", (data, isBinary) => {
@@ -26,7 +35,7 @@ const next = () => new Promise((resolve, reject) => {
 });
 
 function fail(message) {
-  console.log(`node ws client: 0 passed, 1 failed: ${message}`);
+  console.log(`${NAME}: 0 passed, 1 failed: ${message}`);
   process.exit(1);
 }
 
@@ -34,6 +43,19 @@ ws.on("error", (e) => fail(`socket error: ${e.message}`));
 ws.on("open", async () => {
   try {
     let checks = 0;
+    const answer = ws.extensions;
+    if (deflate) {
+      if (!answer.startsWith("permessage-deflate")) fail(`not negotiated: "${answer}"`);
+      for (const n of [1000, 1024, 4096, 65536, 1 << 20]) {
+        const text = jsonOf(n);
+        ws.send(text);
+        const m = await next();
+        if (m.isBinary || m.data.toString() !== text) fail(`compressible text echo of ${n} bytes differs`);
+        checks += 1;
+      }
+    } else if (answer !== "") {
+      fail(`extension answered without an offer: "${answer}"`);
+    }
     for (const n of SIZES) {
       const text = textOf(n);
       ws.send(text);
@@ -60,7 +82,7 @@ ws.on("open", async () => {
     checks += 1;
     ws.on("close", (code) => {
       if (code !== 4000) fail(`server answered close with ${code}`);
-      console.log(`node ws client: ${checks + 1} passed, 0 failed`);
+      console.log(`${NAME}: ${checks + 1} passed, 0 failed`);
       process.exit(0);
     });
     ws.close(4000, "node done");

@@ -1,7 +1,9 @@
 """Python `websockets` (a third-party client) against a WebSocket echo server.
 
 Checks text and binary echoes at the length boundaries, a fragmented message, a ping,
-and a close with code 4000. Usage: python_client.py ws://127.0.0.1:PORT/
+and a close with code 4000. With `deflate`, offers permessage-deflate (websockets' default)
+and checks that the server accepted it, with JSON-like messages that do compress.
+Usage: python_client.py ws://127.0.0.1:PORT/ [deflate]
 """
 
 import asyncio
@@ -19,9 +21,25 @@ def text_of(n: int) -> str:
     return s + "x" * (n - len(s.encode()))
 
 
-async def main(url: str) -> int:
+def json_of(n: int) -> str:
+    # Compressible text: repeated JSON records, cut to exactly n bytes.
+    record = '{"symbol":"ABC","bid":101.25,"ask":101.5,"size":300},'
+    return (record * (n // len(record) + 1))[:n]
+
+
+async def main(url: str, deflate: bool) -> int:
     checks = 0
-    async with connect(url, max_size=None, compression=None) as ws:
+    async with connect(url, max_size=None, compression="deflate" if deflate else None) as ws:
+        answer = ws.response.headers.get("Sec-WebSocket-Extensions")
+        if deflate:
+            assert answer and answer.startswith("permessage-deflate"), f"not negotiated: {answer!r}"
+            for n in (1000, 1024, 4096, 65536, 1 << 20):
+                text = json_of(n)
+                await ws.send(text)
+                assert await ws.recv() == text, f"compressible text echo of {n} bytes differs"
+                checks += 1
+        else:
+            assert answer is None, f"extension answered without an offer: {answer!r}"
         for n in SIZES:
             text = text_of(n)
             assert len(text.encode()) == n
@@ -54,9 +72,11 @@ async def main(url: str) -> int:
 
 if __name__ == "__main__":
     url = sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9001/"
+    deflate = len(sys.argv) > 2 and sys.argv[2] == "deflate"
+    name = "python websockets client" + (" (permessage-deflate)" if deflate else "")
     try:
-        n = asyncio.run(asyncio.wait_for(main(url), 60))
+        n = asyncio.run(asyncio.wait_for(main(url, deflate), 60))
     except Exception as e:  # report, fail
-        print(f"python websockets client: 0 passed, 1 failed: {type(e).__name__}: {e}")
+        print(f"{name}: 0 passed, 1 failed: {type(e).__name__}: {e}")
         sys.exit(1)
-    print(f"python websockets client: {n} passed, 0 failed")
+    print(f"{name}: {n} passed, 0 failed")

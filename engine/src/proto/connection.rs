@@ -157,6 +157,10 @@ struct Deflate {
     params: DeflateParams,
     rx: Inflater,
     tx: Compressor,
+    /// The compressor ran since the last `handle_timeout`.
+    tx_used: bool,
+    /// When it last ran, as of `handle_timeout` (for its idle release).
+    tx_last_used: Option<Instant>,
 }
 
 impl Deflate {
@@ -181,7 +185,38 @@ impl Deflate {
             params,
             rx: Inflater::new(rx_bits, rx_nct),
             tx: Compressor::new(tx_bits, tx_nct, params.level, params.min_size),
+            tx_used: false,
+            tx_last_used: None,
         }
+    }
+
+    /// Frees a dedicated compressor that has been idle for
+    /// [`DeflateParams::compressor_idle_release`] (the core's deadline for it).
+    fn handle_timeout(&mut self, now: Instant) {
+        if !self.tx.has_stream() {
+            self.tx_last_used = None;
+            self.tx_used = false;
+            return;
+        }
+        if self.tx_used || self.tx_last_used.is_none() {
+            self.tx_last_used = Some(now);
+            self.tx_used = false;
+        }
+        if let (Some(idle), Some(last)) = (self.params.compressor_idle_release, self.tx_last_used)
+            && now >= last + idle
+        {
+            self.tx.release();
+            self.tx_last_used = None;
+        }
+    }
+
+    /// When the compressor is due for release, if it holds a stream.
+    fn poll_timeout(&self) -> Option<Instant> {
+        let idle = self.params.compressor_idle_release?;
+        if !self.tx.has_stream() {
+            return None;
+        }
+        Some(self.tx_last_used? + idle)
     }
 }
 
@@ -369,6 +404,9 @@ impl Connection {
             idle_timeout: self.config.idle_timeout,
             close_timeout: self.config.close_timeout,
         };
+        if let Some(d) = &mut self.deflate {
+            d.handle_timeout(now);
+        }
         match self.timers.fire(self.phase(), settings, now) {
             Action::Nothing => None,
             Action::Ping => {
@@ -392,7 +430,11 @@ impl Connection {
             idle_timeout: self.config.idle_timeout,
             close_timeout: self.config.close_timeout,
         };
-        self.timers.next(self.phase(), settings)
+        let next = self.timers.next(self.phase(), settings);
+        match self.deflate.as_ref().and_then(|d| d.poll_timeout()) {
+            Some(release) => Some(next.map_or(release, |n| n.min(release))),
+            None => next,
+        }
     }
 
     /// Holds back our close frame in [`State::ClosePending`] while `unread` (the
@@ -448,6 +490,14 @@ impl Connection {
     /// Bytes received and not yet consumed.
     pub fn buffered(&self) -> usize {
         self.rx.len()
+    }
+
+    /// Bytes the receiving side holds allocated right now: the receive buffer (its
+    /// capacity: a frame in progress grows it as its bytes arrive), the fragments of a
+    /// message being reassembled, and permessage-deflate's streams and the message being
+    /// inflated. What a driver counts against a memory budget.
+    pub fn buffered_memory(&self) -> usize {
+        self.rx.capacity() + self.fragments.capacity() + self.deflate_memory()
     }
 
     /// Processes received bytes and returns the next event, or `Ok(None)` when more bytes
@@ -783,8 +833,17 @@ impl Connection {
     /// Fails the connection (RFC 6455 §7.1.7): our close frame with the error's code
     /// (unless one was sent already) goes out at the next drain; nothing more is received.
     fn fail(&mut self, err: ProtocolError) {
+        self.fail_with(err.close_code(), err.close_reason());
+    }
+
+    /// Fails the connection for a reason of this endpoint's own rather than the peer's
+    /// (e.g. the server's memory budget: 1013): our close frame with `code` and `reason`
+    /// goes out at the next drain (unless a close frame was sent already), what was being
+    /// received is dropped and nothing more is received. The application can still send in
+    /// [`State::ClosePending`], as after a protocol error.
+    pub fn fail_with(&mut self, code: CloseCode, reason: &'static str) {
         if self.state == State::Open {
-            self.pending_close = Some((err.close_code(), err.close_reason()));
+            self.pending_close = Some((code, reason));
             self.state = State::ClosePending;
         } else if self.state == State::CloseSent {
             self.state = State::Closed;
@@ -854,11 +913,11 @@ impl Connection {
     /// compressor takes it (RSV1 on the first frame), as is otherwise.
     #[inline(never)]
     fn send_deflate(&mut self, opcode: OpCode, payload: &Bytes) {
-        match self
-            .deflate
-            .as_deref_mut()
-            .and_then(|d| d.tx.compress(payload))
-        {
+        let compressed = self.deflate.as_deref_mut().and_then(|d| {
+            d.tx_used = true;
+            d.tx.compress(payload)
+        });
+        match compressed {
             Some(compressed) => self.push_message(opcode, &compressed, RSV1),
             None => self.push_message(opcode, payload, 0),
         }

@@ -221,6 +221,12 @@ impl Assembler {
         })
     }
 
+    /// Bytes allocated for the fragments received so far.
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Checks that adding `len` bytes keeps the message within `max`.
     pub(crate) fn check_limit(&self, len: u64, max: usize) -> Result<(), ProtocolError> {
         let total = self.buf.len() as u64 + len;

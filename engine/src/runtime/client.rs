@@ -179,7 +179,8 @@ impl ConnectOptions {
                 return Err(Error::Timeout("opening handshake"));
             }
         };
-        let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover);
+        let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover)
+            .with_deflate(response.deflate());
         let session = Session::new(conn, Rc::new(self.socket.clone()));
         let shared = Rc::new(Shared::new(session, target.addr));
         tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
@@ -207,7 +208,8 @@ impl ConnectOptions {
         stream: &T,
         target: &Target,
     ) -> Result<(Response, BytesMut), Error> {
-        let mut request = ClientRequest::new(&target.host_header, &target.resource);
+        let mut request = ClientRequest::new(&target.host_header, &target.resource)
+            .deflate(self.socket.protocol.deflate.clone());
         for protocol in &self.protocols {
             request = request.protocol(protocol);
         }

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`server`] | the builder, the workers (accept loop, registry), the accept policy, the listeners |
 //! | `session` | a connection's state beyond the protocol (inbox, budgets, the end), with no IO |
+//! | [`budget`] | the server's memory budget for buffered bytes, a part per worker |
 //! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
 //! | [`client`] | connecting to a `ws://` URL |
@@ -18,6 +19,7 @@
 //! | [`options`] | per-connection settings |
 //! | [`error`] | the runtime's error type |
 
+pub mod budget;
 pub mod client;
 mod driver;
 pub mod error;
@@ -32,10 +34,12 @@ pub mod socket;
 pub mod upgrade;
 pub mod uring;
 
+pub use budget::MemoryBudget;
 pub use client::{ConnectOptions, connect};
 pub use error::Error;
 pub use executor::{Driver, LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
+pub use session::WireBytes;
 pub use socket::WebSocket;
 pub use uring::{UringRuntime, start};

@@ -12,6 +12,7 @@
 //! Only the driver knows sockets; only this type knows policy; only the core
 //! ([`crate::proto`]) knows the protocol.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
@@ -19,13 +20,18 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::budget::{RECHECK, WorkerBudget};
 use super::error::Error;
 use super::options::SocketOptions;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::connection::{Connection, Event, State};
 use crate::proto::error::{ProtocolError, SendError};
-use crate::proto::frame::FrameHeader;
+use crate::proto::extensions::StreamPool;
+use crate::proto::frame::{FrameHeader, RSV1};
 use crate::proto::message::{Message, Utf8Bytes};
+
+/// The close reason of a connection failed for the memory budget (with 1013).
+const MEMORY_REASON: &str = "server memory budget exhausted, try again later";
 
 /// The most a single read asks for, however large the frame in progress.
 pub(crate) const MAX_READ: usize = 256 * 1024;
@@ -46,6 +52,8 @@ pub(crate) enum End {
     /// The socket took none of our bytes for [`SocketOptions::send_stall_timeout`]
     /// (1008).
     Stalled,
+    /// Paused for the memory budget longer than its wait: failed with 1013.
+    OutOfMemory,
 }
 
 impl End {
@@ -65,6 +73,10 @@ impl End {
             End::Stalled => Error::Closed(CloseFrame {
                 code: CloseCode::POLICY_VIOLATION,
                 reason: Utf8Bytes::from_static("the peer stopped reading (send stall timeout)"),
+            }),
+            End::OutOfMemory => Error::Closed(CloseFrame {
+                code: CloseCode::TRY_AGAIN_LATER,
+                reason: Utf8Bytes::from_static(MEMORY_REASON),
             }),
         }
     }
@@ -133,12 +145,65 @@ pub(crate) struct Session {
     linger: Linger,
     /// The socket is closed; nothing more happens.
     finished: bool,
+    /// permessage-deflate is negotiated: the core borrows streams from the thread's
+    /// [`StreamPool`] at each call (directions without context takeover use them).
+    pooled: bool,
+    /// Bytes read from and written to the socket since the handshake.
+    wire: WireBytes,
+    /// The worker's memory budget and this connection's charge against it.
+    memory: Option<Charge>,
+}
+
+/// A session's part in its worker's memory budget.
+#[derive(Debug)]
+struct Charge {
+    budget: Rc<WorkerBudget>,
+    /// Bytes this session holds, as last charged.
+    held: usize,
+    /// The capacity of the receive buffer while a driver holds it for a read in flight.
+    lent: usize,
+    /// Counted in the stats as paused for memory.
+    paused: bool,
+    /// Since when it has had to wait for memory, while over its share.
+    waiting_since: Option<Instant>,
+    /// When to look again whether the budget lets it read (or the wait is over).
+    recheck_at: Option<Instant>,
+}
+
+/// Bytes on the wire since the handshake (frames, compressed or not), for the ratio of
+/// wire to payload bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireBytes {
+    /// Bytes read from the socket.
+    pub received: u64,
+    /// Bytes the socket took from us.
+    pub sent: u64,
+}
+
+thread_local! {
+    /// The thread's shared deflate streams: lent to one connection's call at a time, so a
+    /// worker holds as many as messages it compresses or inflates at once (at most a few
+    /// idle), not one pair per connection. The core stays without thread-locals; this is
+    /// the driver lending them.
+    static STREAMS: RefCell<StreamPool> = RefCell::new(StreamPool::default());
+}
+
+/// Runs `f` with the thread's [`StreamPool`].
+fn with_streams<R>(f: impl FnOnce(&mut StreamPool) -> R) -> R {
+    STREAMS.with(|pool| f(&mut pool.borrow_mut()))
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.release_charge();
+    }
 }
 
 impl Session {
     /// The session of a connection whose handshake completed.
     pub(crate) fn new(conn: Connection, options: Rc<SocketOptions>) -> Self {
         let read_size = options.read_buffer_size.clamp(1, MAX_READ);
+        let pooled = conn.deflate().is_some();
         Session {
             conn,
             options,
@@ -153,7 +218,142 @@ impl Session {
             write_shut: false,
             linger: Linger::No,
             finished: false,
+            pooled,
+            wire: WireBytes::default(),
+            memory: None,
         }
+    }
+
+    /// This session with a part in `budget` (our server's connections): what it holds is
+    /// charged after every step, and past its share it waits while the budget is spent.
+    pub(crate) fn with_budget(mut self, budget: Rc<WorkerBudget>) -> Self {
+        self.memory = Some(Charge {
+            budget,
+            held: 0,
+            lent: 0,
+            paused: false,
+            waiting_since: None,
+            recheck_at: None,
+        });
+        self.account();
+        self
+    }
+
+    // ---- the memory budget ----------------------------------------------------------------
+
+    /// Bytes this connection holds buffered: its receive side (buffer, fragments,
+    /// deflate), its unread messages and its send queue.
+    fn held(&self) -> usize {
+        let lent = self.memory.as_ref().map_or(0, |m| m.lent);
+        self.conn.buffered_memory() + self.inbox_bytes + self.queued() + lent
+    }
+
+    /// Takes the receive buffer for a read that owns it while in flight (tokio-uring);
+    /// its capacity stays charged until [`return_read_buf`](Self::return_read_buf).
+    pub(crate) fn lend_read_buf(&mut self) -> BytesMut {
+        let buf = std::mem::take(self.conn.read_buf());
+        if let Some(m) = &mut self.memory {
+            m.lent = buf.capacity();
+        }
+        buf
+    }
+
+    /// Puts back the buffer a read owned, before [`on_read`](Self::on_read).
+    pub(crate) fn return_read_buf(&mut self, buf: BytesMut) {
+        *self.conn.read_buf() = buf;
+        if let Some(m) = &mut self.memory {
+            m.lent = 0;
+        }
+    }
+
+    /// Charges what the connection holds now against the budget.
+    #[inline]
+    fn account(&mut self) {
+        if self.memory.is_some() {
+            let held = self.held();
+            if let Some(m) = &mut self.memory {
+                m.budget.charge(m.held, held);
+                m.held = held;
+            }
+        }
+    }
+
+    /// Over its share while the worker's budget is spent: the connection waits.
+    #[inline]
+    fn over_budget(&self, held: usize) -> bool {
+        self.memory
+            .as_ref()
+            .is_some_and(|m| held > m.budget.per_connection && m.budget.over())
+    }
+
+    /// Paused for memory: not read from (while the connection still receives).
+    fn memory_paused(&self) -> bool {
+        self.memory.is_some()
+            && self.end.is_none()
+            && self.conn.is_receiving()
+            && self.over_budget(self.memory.as_ref().map_or(0, |m| m.held))
+    }
+
+    /// `send` waits: the queue is over its bound, or over the connection's share while the
+    /// budget is spent (the queue then drains to the peer, and `on_written` wakes it).
+    fn send_blocked(&self) -> bool {
+        let queued = self.queued();
+        queued >= self.options.max_send_queue || (queued > 0 && self.over_budget(queued))
+    }
+
+    /// The memory pause's part of `handle_timeout`. A connection that had to wait for
+    /// memory (paused while over its share) gets the budget's `wait` from then to bring
+    /// what it holds back under its share, reading whenever the budget lets it; past that
+    /// it is failed with 1013. Returns whether that changed what the driver does (resume
+    /// reading, or write the close frame).
+    fn memory_timeout(&mut self, now: Instant) -> bool {
+        let paused = self.memory_paused();
+        let over_share = self.end.is_none()
+            && self.conn.is_receiving()
+            && self
+                .memory
+                .as_ref()
+                .is_some_and(|m| m.held > m.budget.per_connection);
+        let Some(m) = &mut self.memory else {
+            return false;
+        };
+        let mut changed = false;
+        if paused != m.paused {
+            m.paused = paused;
+            m.budget.paused(paused);
+            changed = !paused;
+        }
+        if !over_share {
+            m.waiting_since = None;
+            m.recheck_at = None;
+            return changed;
+        }
+        if paused && m.waiting_since.is_none() {
+            m.waiting_since = Some(now);
+        }
+        // Over its share, it looks again soon whether the budget is spent (by others, too:
+        // an idle connection holding a partial message has no events of its own).
+        let Some(since) = m.waiting_since else {
+            m.recheck_at = Some(now + RECHECK);
+            return changed;
+        };
+        let deadline = since + m.budget.wait;
+        if now < deadline {
+            m.recheck_at = Some((now + RECHECK).min(deadline));
+            return changed;
+        }
+        if m.paused {
+            m.paused = false;
+            m.budget.paused(false);
+        }
+        m.budget.closed_one();
+        m.waiting_since = None;
+        m.recheck_at = None;
+        self.conn
+            .fail_with(CloseCode::TRY_AGAIN_LATER, MEMORY_REASON);
+        self.set_end(End::OutOfMemory);
+        self.account();
+        true
     }
 
     // ---- the driver's side: reading ------------------------------------------------------
@@ -164,7 +364,7 @@ impl Session {
     /// by itself (pongs to a peer that floods pings and never reads) must not grow without
     /// bound.
     pub(crate) fn wants_read(&self) -> bool {
-        !self.read_closed && !self.finished && !self.reading_paused()
+        !self.read_closed && !self.finished && !self.reading_paused() && !self.memory_paused()
     }
 
     fn reading_paused(&self) -> bool {
@@ -208,14 +408,17 @@ impl Session {
     /// buffer is not grown (and copied again) on the way.
     pub(crate) fn reserve_for(&mut self, incoming: &[u8]) {
         let want = if self.conn.buffered() == 0 {
-            match FrameHeader::decode(incoming) {
+            // RSV1 allowed: this only sizes the buffer; the core checks the bits.
+            match FrameHeader::decode_with_rsv(incoming, RSV1) {
                 Ok(Some((header, header_len))) => {
                     (header_len as u64 + header.payload_len).min(MAX_READ as u64) as usize
                 }
                 _ => incoming.len(),
             }
         } else {
-            self.conn.read_hint()
+            // Room for what the frame still needs, but never its whole claimed size at
+            // once: the buffer grows as the bytes arrive.
+            self.conn.read_hint().min(MAX_READ)
         };
         let buf = self.conn.read_buf();
         let want = want.max(incoming.len());
@@ -232,6 +435,7 @@ impl Session {
             self.on_read_end(None);
             return Received { wake_recv: true };
         }
+        self.wire.received += n as u64;
         self.last_read_filled = filled;
         if filled {
             self.read_size = (self.read_size * 2).min(MAX_READ);
@@ -239,9 +443,12 @@ impl Session {
         if !self.conn.is_receiving() {
             // After the peer's close frame (or a protocol error): read only to see its FIN.
             self.conn.read_buf().clear();
+            self.account();
             return Received::default();
         }
-        self.process()
+        let received = self.process();
+        self.account();
+        received
     }
 
     /// A read failed (`Some`) or found the end of the stream (`None`).
@@ -258,13 +465,19 @@ impl Session {
         if self.linger == Linger::Asked || matches!(self.linger, Linger::Until(_)) {
             self.linger = Linger::Over;
         }
+        self.account();
     }
 
     /// Runs the core over what is buffered (also the bytes that came with the handshake).
     pub(crate) fn process(&mut self) -> Received {
         let mut wake_recv = false;
         loop {
-            match self.conn.poll_event() {
+            let event = if self.pooled {
+                with_streams(|pool| self.conn.poll_event_with(pool))
+            } else {
+                self.conn.poll_event()
+            };
+            match event {
                 Ok(Some(Event::Message(message))) => {
                     self.inbox_bytes += message.len();
                     self.inbox.push_back(message);
@@ -297,6 +510,7 @@ impl Session {
             && (!self.last_read_filled || buf.capacity() > 2 * read_size)
         {
             *buf = BytesMut::new();
+            self.account();
         }
     }
 
@@ -312,16 +526,19 @@ impl Session {
         let before = out.len();
         self.conn.drain_transmit(out);
         self.in_flight += out[before..].iter().map(Bytes::len).sum::<usize>();
+        self.account();
     }
 
     /// The socket took `n` of the bytes in flight. Returns whether the send queue just
     /// went back under its bound (wake `send`).
     pub(crate) fn on_written(&mut self, n: usize) -> bool {
-        let was_full = self.queued() >= self.options.max_send_queue;
+        let was_blocked = self.send_blocked();
         self.in_flight = self.in_flight.saturating_sub(n);
+        self.wire.sent += n as u64;
         // Progress: the stall wait starts again from the next turn.
         self.stalled_since = None;
-        was_full && self.queued() < self.options.max_send_queue
+        self.account();
+        was_blocked && !self.send_blocked()
     }
 
     /// A write failed: the connection is over (1006).
@@ -329,6 +546,7 @@ impl Session {
         self.conn.abort();
         self.in_flight = 0;
         self.set_end(End::Io(kind));
+        self.account();
     }
 
     /// Bytes taken by the driver and not yet written; 0 once the connection was aborted
@@ -376,6 +594,9 @@ impl Session {
             }
             _ => {}
         }
+        changed |= self.memory_timeout(now);
+        // The core's deadlines may have freed memory (a released compressor).
+        self.account();
         changed || (!transmit_before && self.conn.wants_transmit())
     }
 
@@ -394,6 +615,9 @@ impl Session {
         if let Linger::Until(until) = self.linger {
             consider(until);
         }
+        if let Some(recheck) = self.memory.as_ref().and_then(|m| m.recheck_at) {
+            consider(recheck);
+        }
         at
     }
 
@@ -409,7 +633,10 @@ impl Session {
         if !self.conn.is_closed() || self.in_flight > 0 || self.conn.wants_transmit() {
             return TcpStep::Run;
         }
-        let clean = matches!(self.end, Some(End::Closed(_) | End::Protocol(_)));
+        let clean = matches!(
+            self.end,
+            Some(End::Closed(_) | End::Protocol(_) | End::OutOfMemory)
+        );
         if !clean || self.read_closed || self.linger == Linger::Over {
             return TcpStep::Close;
         }
@@ -429,6 +656,23 @@ impl Session {
         self.in_flight = 0;
         self.set_end(End::Abnormal);
         self.finished = true;
+        self.inbox.clear();
+        self.inbox_bytes = 0;
+        self.release_charge();
+    }
+
+    /// Gives back everything charged, and ends a memory pause.
+    fn release_charge(&mut self) {
+        if let Some(m) = &mut self.memory {
+            m.budget.charge(m.held, 0);
+            m.held = 0;
+            m.recheck_at = None;
+            m.waiting_since = None;
+            if m.paused {
+                m.paused = false;
+                m.budget.paused(false);
+            }
+        }
     }
 
     /// Whether the socket is closed.
@@ -442,6 +686,7 @@ impl Session {
         self.conn.abort();
         self.in_flight = 0;
         self.set_end(End::Abnormal);
+        self.account();
     }
 
     // ---- the application's side ----------------------------------------------------------
@@ -457,6 +702,7 @@ impl Session {
         if let Some(message) = self.inbox.pop_front() {
             let was_paused = self.reading_paused();
             self.inbox_bytes -= message.len();
+            self.account();
             let wake = (was_paused && !self.reading_paused())
                 || (self.inbox.is_empty() && self.conn.state() == State::ClosePending);
             return (Some(Ok(message)), wake);
@@ -473,10 +719,15 @@ impl Session {
         if !self.conn.can_send() {
             return Err(self.closed_error());
         }
-        if self.queued() >= self.options.max_send_queue {
+        if self.send_blocked() {
             return Ok(false);
         }
-        self.conn.send(message)?;
+        if self.pooled {
+            with_streams(|pool| self.conn.send_with(message, pool))?;
+        } else {
+            self.conn.send(message)?;
+        }
+        self.account();
         Ok(true)
     }
 
@@ -486,6 +737,7 @@ impl Session {
             return Err(self.closed_error());
         }
         self.conn.send_ping(payload)?;
+        self.account();
         Ok(())
     }
 
@@ -495,7 +747,13 @@ impl Session {
             return Ok(false);
         }
         self.conn.close(code, reason)?;
+        self.account();
         Ok(true)
+    }
+
+    /// Bytes on the wire so far.
+    pub(crate) fn wire_bytes(&self) -> WireBytes {
+        self.wire
     }
 
     /// Whether the connection has ended (nothing more can be sent).
@@ -699,5 +957,150 @@ mod tests {
         assert_eq!(until, t0 + Config::default().close_timeout);
         s.handle_timeout(until);
         assert_eq!(s.tcp_step(), TcpStep::Close);
+    }
+
+    // ---- the memory budget ------------------------------------------------------------
+
+    use crate::runtime::budget::MemoryBudget;
+    use crate::runtime::server::ServerStats;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    /// A worker budget of `total` bytes (one worker), 1 KiB per connection, 1 s wait.
+    fn budget(total: usize) -> (Rc<WorkerBudget>, Arc<ServerStats>) {
+        let stats = Arc::new(ServerStats::default());
+        let budget = MemoryBudget {
+            total,
+            per_connection: 1024,
+            wait: Duration::from_secs(1),
+        };
+        (Rc::new(WorkerBudget::new(budget, 1, stats.clone())), stats)
+    }
+
+    fn budgeted(b: &Rc<WorkerBudget>) -> Session {
+        session(SocketOptions::default()).with_budget(b.clone())
+    }
+
+    /// The first `len` bytes of a masked binary frame claiming 1 MiB.
+    fn partial_frame(len: usize) -> Vec<u8> {
+        let mut frame = client_frame(0x2, &vec![7u8; 1 << 20]);
+        frame.truncate(len);
+        frame
+    }
+
+    #[test]
+    fn past_its_share_while_the_budget_is_spent_a_connection_is_paused_then_failed_with_1013() {
+        let t0 = Instant::now();
+        let (b, stats) = budget(64 * 1024);
+        let mut big = budgeted(&b);
+        let mut small = budgeted(&b);
+        // Within the budget: reading goes on.
+        deliver(&mut big, &partial_frame(32 * 1024));
+        assert!(big.wants_read());
+        deliver(&mut big, &partial_frame(100 * 1024)[32 * 1024..]);
+        assert!(b.over());
+        big.handle_timeout(t0);
+        assert!(!big.wants_read(), "over its share and the budget: paused");
+        assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 1);
+        let recheck = big.poll_timeout().unwrap();
+        assert!(recheck <= t0 + RECHECK);
+        // A connection within its share is still served, small messages included.
+        assert!(small.wants_read());
+        deliver(&mut small, &client_frame(0x1, b"hi"));
+        assert!(matches!(small.recv(), (Some(Ok(_)), _)));
+        // The wait passes: 1013, nothing more is read, the memory is given back.
+        assert!(!big.handle_timeout(t0 + Duration::from_millis(500)));
+        assert!(big.handle_timeout(t0 + Duration::from_secs(1)));
+        let out = written(&mut big);
+        assert_eq!(&out[..4], &[0x88, out[1], 0x03, 0xF5], "close 1013");
+        assert!(matches!(
+            big.recv(),
+            (Some(Err(Error::Closed(f))), _) if f.code == CloseCode::TRY_AGAIN_LATER
+        ));
+        assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.closed_for_memory.load(Ordering::Relaxed), 1);
+        assert!(!b.over());
+        drop((big, small));
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn a_paused_connection_resumes_when_others_give_memory_back() {
+        let t0 = Instant::now();
+        let (b, stats) = budget(64 * 1024);
+        let mut hog = budgeted(&b);
+        let mut waiting = budgeted(&b);
+        deliver(&mut hog, &partial_frame(80 * 1024));
+        deliver(&mut waiting, &partial_frame(8 * 1024));
+        waiting.handle_timeout(t0);
+        assert!(!waiting.wants_read());
+        assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 1);
+        drop(hog);
+        // At the recheck it finds the budget free and reads again.
+        assert!(waiting.handle_timeout(t0 + RECHECK));
+        assert!(waiting.wants_read());
+        assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 0);
+        // Still over its share: it looks again soon, and has until the wait is over to
+        // get under it.
+        assert_eq!(waiting.poll_timeout(), Some(t0 + 2 * RECHECK));
+        assert!(!waiting.handle_timeout(t0 + 2 * RECHECK));
+        // The frame completes: the wait is forgotten.
+        deliver(&mut waiting, &partial_frame(1 << 21)[8 * 1024..]);
+        assert!(matches!(waiting.recv(), (Some(Ok(_)), _)));
+        waiting.release_idle_buffer();
+        waiting.handle_timeout(t0 + 3 * RECHECK);
+        assert_eq!(waiting.poll_timeout(), None);
+        assert!(waiting.wants_read());
+    }
+
+    #[test]
+    fn send_waits_past_its_share_while_the_budget_is_spent_and_wakes_as_it_drains() {
+        let (b, _stats) = budget(16 * 1024);
+        let mut s = budgeted(&b);
+        let mut hog = budgeted(&b);
+        deliver(&mut hog, &partial_frame(20 * 1024));
+        assert!(b.over());
+        // The first message goes (nothing queued); the next waits: the queue is past the
+        // share while the budget is spent.
+        assert!(s.try_send(&Message::binary(vec![1u8; 4096])).unwrap());
+        assert!(!s.try_send(&Message::binary(vec![2u8; 10])).unwrap());
+        let mut out = Vec::new();
+        s.take_transmit(&mut out);
+        assert!(s.on_written(4100), "drained: send wakes");
+        assert!(s.try_send(&Message::binary(vec![2u8; 10])).unwrap());
+    }
+
+    proptest::proptest! {
+        /// After any steps on any sessions of one worker, and their end, nothing is
+        /// charged: the budget's sum is what the sessions hold, and 0 when they are gone.
+        #[test]
+        fn the_charge_returns_to_zero(steps in proptest::collection::vec((0usize..4, 0u8..8, 1usize..70_000), 1..60)) {
+            let t0 = Instant::now();
+            let (b, stats) = budget(128 * 1024);
+            let mut sessions: Vec<Session> = (0..4).map(|_| budgeted(&b)).collect();
+            for (i, (who, what, n)) in steps.into_iter().enumerate() {
+                let s = &mut sessions[who];
+                match what {
+                    0 => { deliver(s, &client_frame(0x2, &vec![1u8; n % 3000])); }
+                    1 => { deliver(s, &partial_frame(n.min(60_000))); }
+                    2 => { let _ = s.recv(); }
+                    3 => { let _ = s.try_send(&Message::binary(vec![3u8; n])); }
+                    4 => { let mut out = Vec::new(); s.take_transmit(&mut out);
+                           let len = out.iter().map(Bytes::len).sum::<usize>();
+                           s.on_written(len / 2); }
+                    5 => { s.handle_timeout(t0 + Duration::from_millis(400 * i as u64)); }
+                    6 => { s.release_idle_buffer(); }
+                    _ => { let _ = s.start_close(CloseCode::NORMAL, ""); }
+                }
+                let held: usize = sessions.iter().map(Session::held).sum();
+                proptest::prop_assert_eq!(b.used(), held);
+            }
+            sessions.truncate(2);
+            sessions[0].finish();
+            drop(sessions);
+            proptest::prop_assert_eq!(b.used(), 0);
+            proptest::prop_assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 0);
+            proptest::prop_assert_eq!(stats.buffered_bytes.load(Ordering::Relaxed), 0);
+        }
     }
 }

@@ -18,8 +18,9 @@ use bytes::Bytes;
 
 use super::error::Error;
 use super::notify::LocalNotify;
-use super::session::Session;
+use super::session::{Session, WireBytes};
 use crate::proto::close::CloseCode;
+use crate::proto::extensions::DeflateParams;
 use crate::proto::message::{Message, Utf8Bytes};
 use crate::proto::role::Role;
 
@@ -272,6 +273,18 @@ impl WebSocket {
             }
             inner.finished.notified().await;
         }
+    }
+
+    /// The permessage-deflate parameters the handshake agreed, if any.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.inner().session.borrow().conn.deflate().copied()
+    }
+
+    /// Bytes read from and written to the socket since the handshake: frames as they
+    /// went on the wire (compressed ones compressed), for the ratio of wire bytes to
+    /// payload bytes.
+    pub fn wire_bytes(&self) -> WireBytes {
+        self.inner().session.borrow().wire_bytes()
     }
 
     /// Whether the connection has ended (nothing more can be sent).

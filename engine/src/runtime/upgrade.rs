@@ -44,6 +44,7 @@ use super::server::{HandshakeHook, answer};
 use super::session::Session;
 use super::socket::{Shared, WebSocket};
 use crate::proto::connection::Connection;
+use crate::proto::extensions::DeflateParams;
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request, ServerHandshake};
 use crate::proto::role::Role;
 
@@ -125,15 +126,20 @@ impl Upgrader {
             }
             Err(e) => return Err(to_http(&e.to_response())),
         };
-        let response =
-            answer(self.on_handshake.as_deref(), &parsed).map_err(|refusal| to_http(&refusal))?;
+        let accepted = answer(
+            self.on_handshake.as_deref(),
+            &self.options.protocol.deflate,
+            &parsed,
+        )
+        .map_err(|refusal| to_http(&refusal))?;
         let pending = PendingWebSocket {
             on_upgrade: hyper::upgrade::on(request),
             request: parsed,
             options: self.options.clone(),
+            deflate: accepted.deflate,
             peer_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
-        Ok((to_http(&response), pending))
+        Ok((to_http(&accepted.response), pending))
     }
 }
 
@@ -142,6 +148,7 @@ pub struct PendingWebSocket {
     on_upgrade: hyper::upgrade::OnUpgrade,
     request: Request,
     options: SocketOptions,
+    deflate: Option<DeflateParams>,
     peer_addr: SocketAddr,
 }
 
@@ -173,6 +180,7 @@ impl PendingWebSocket {
             on_upgrade,
             request,
             options,
+            deflate,
             peer_addr,
         } = self;
         pool().spawn_pinned(move || async move {
@@ -181,7 +189,8 @@ impl PendingWebSocket {
             };
             let stream = Rc::new(IoStream::new(hyper_util::rt::TokioIo::new(upgraded)));
             // Bytes hyper read past the request are inside `upgraded`: they are read first.
-            let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new());
+            let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new())
+                .with_deflate(deflate);
             let shared = Rc::new(Shared::new(Session::new(conn, Rc::new(options)), peer_addr));
             tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
             handler(WebSocket::new(shared, Role::Server), request).await;
@@ -280,6 +289,37 @@ mod tests {
                 .unwrap()
                 .eq_ignore_ascii_case("websocket")
         );
+    }
+
+    #[test]
+    fn permessage_deflate_follows_the_options_unless_the_hook_refuses_it() {
+        let offer = "permessage-deflate; client_max_window_bits";
+        let with_offer = || {
+            let mut req = request(http::Version::HTTP_11, Some("dGhlIHNhbXBsZSBub25jZQ=="));
+            req.headers_mut()
+                .insert("sec-websocket-extensions", offer.parse().unwrap());
+            req
+        };
+        let mut options = SocketOptions::default();
+        options.protocol.deflate = crate::proto::extensions::DeflateConfig::shared();
+        let upgrader = Upgrader::new().socket_options(options.clone());
+        let (response, pending) = upgrader.upgrade(&mut with_offer()).unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-extensions"],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        let agreed = pending.deflate.expect("the connection gets the parameters");
+        assert!(agreed.server_no_context_takeover && agreed.client_no_context_takeover);
+        // Off by default; refused per connection by the hook.
+        let (response, pending) = Upgrader::new().upgrade(&mut with_offer()).unwrap();
+        assert!(!response.headers().contains_key("sec-websocket-extensions"));
+        assert!(pending.deflate.is_none());
+        let refusing = Upgrader::new()
+            .socket_options(options)
+            .on_handshake(|_| Ok(Accept::new().no_compression()));
+        let (response, pending) = refusing.upgrade(&mut with_offer()).unwrap();
+        assert!(!response.headers().contains_key("sec-websocket-extensions"));
+        assert!(pending.deflate.is_none());
     }
 
     #[test]

@@ -323,8 +323,8 @@ impl Compressor {
 
     /// The compressed payload of a message (tail stripped), or `None` to send it
     /// uncompressed: below the threshold, a window this side cannot produce, or (without
-    /// context takeover, where the choice is free) when compressing did not make it
-    /// smaller.
+    /// context takeover, where the choice is free, and with a threshold above 0) when
+    /// compressing did not make it smaller.
     pub fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
         if !self.wants(payload.len()) {
             return None;
@@ -373,8 +373,9 @@ impl Compressor {
                 Some(s) if self.park => s.reset(),
                 _ => self.stream = None,
             }
-            // No window to keep in step with the peer's: send whichever is smaller.
-            if out.len() >= payload.len() {
+            // No window to keep in step with the peer's: send whichever is smaller (unless
+            // a threshold of 0 asks for every message compressed).
+            if out.len() >= payload.len() && self.min_size > 0 {
                 return None;
             }
         }
@@ -638,6 +639,11 @@ mod tests {
             "no context takeover: the smaller one"
         );
         assert!(!c.has_stream());
+        // A threshold of 0: every message compressed, even when it grows.
+        let mut c = Compressor::new(15, true, 1, 0);
+        let out = c.compress(&random).expect("compressed although larger");
+        assert!(out.len() >= random.len());
+        assert!(c.compress(b"x").is_some());
         // With context takeover the compressed form is always sent (the window moved).
         let mut c = Compressor::new(15, false, 1, 16);
         assert!(c.compress(&random).is_some());

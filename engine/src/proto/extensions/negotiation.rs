@@ -16,6 +16,8 @@
 //! The names say whose compressor a parameter binds: `server_*` limit what the server
 //! sends, `client_*` what the client sends, whichever side reads the struct.
 
+use std::time::Duration;
+
 use super::header::{ExtensionOffer, ExtensionParam};
 use super::{DeflateParam, ExtensionError};
 
@@ -77,7 +79,15 @@ pub struct DeflateConfig {
     pub level: u8,
     /// Messages shorter than this are sent uncompressed (RSV1 clear): below about a
     /// kilobyte deflate's block overhead and CPU outweigh the bytes saved. Default 1024.
+    /// Above 0, a message that deflate does not shrink also goes uncompressed where the
+    /// window allows it (no context takeover); 0 compresses every message (RSV1 on all,
+    /// as some test harnesses expect).
     pub min_size: usize,
+    /// With context takeover on the sending side, the compressor (the biggest part of a
+    /// connection's deflate memory, see above) is freed once it has compressed nothing for
+    /// this long; the next message allocates a fresh one (only that message's ratio
+    /// suffers). `None`: kept for the connection's lifetime. Default 30 s. Not negotiated.
+    pub compressor_idle_release: Option<Duration>,
 }
 
 impl Default for DeflateConfig {
@@ -90,6 +100,7 @@ impl Default for DeflateConfig {
             client_no_context_takeover: false,
             level: 1,
             min_size: 1024,
+            compressor_idle_release: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -101,6 +112,28 @@ impl DeflateConfig {
             enabled: true,
             ..DeflateConfig::default()
         }
+    }
+
+    /// The "shared" memory mode: enabled, with no context takeover in either direction, so
+    /// every message starts from an empty window and no stream outlives a message. An idle
+    /// connection holds no deflate memory, and a driver that lends streams from a
+    /// [`StreamPool`](super::StreamPool) (the runtime keeps one per worker) allocates none
+    /// per message. Costs ratio on small, similar messages.
+    pub fn shared() -> Self {
+        DeflateConfig {
+            enabled: true,
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..DeflateConfig::default()
+        }
+    }
+
+    /// The "dedicated" memory mode: enabled with context takeover (each connection keeps its
+    /// own streams and windows, the best ratio), the compressor freed after
+    /// [`compressor_idle_release`](Self::compressor_idle_release) without use. The same as
+    /// [`enabled`](Self::enabled).
+    pub fn dedicated() -> Self {
+        DeflateConfig::enabled()
     }
 
     /// Window sizes clamped to 9–15 and the level to 0–9.
@@ -242,6 +275,8 @@ pub struct DeflateParams {
     pub level: u8,
     /// This side's threshold for compressing a message (not negotiated).
     pub min_size: usize,
+    /// This side's [`DeflateConfig::compressor_idle_release`] (not negotiated).
+    pub compressor_idle_release: Option<Duration>,
 }
 
 impl Default for DeflateParams {
@@ -254,6 +289,7 @@ impl Default for DeflateParams {
             client_max_window_bits: MAX_WINDOW_BITS,
             level: c.level,
             min_size: c.min_size,
+            compressor_idle_release: c.compressor_idle_release,
         }
     }
 }
@@ -333,6 +369,7 @@ pub fn negotiate(
                 client_max_window_bits,
                 level: c.level,
                 min_size: c.min_size,
+                compressor_idle_release: c.compressor_idle_release,
             };
             Some((params, params.answer(o.client_max_window_bits.is_some())))
         })
@@ -400,6 +437,7 @@ pub fn verify_answer(
         client_max_window_bits,
         level: c.level,
         min_size: c.min_size,
+        compressor_idle_release: c.compressor_idle_release,
     }))
 }
 

@@ -216,7 +216,7 @@ fn start_read(s: &mut Session, stream: &Rc<TcpStream>) -> ReadOp {
     } else if spare < want {
         buf.reserve(want);
     }
-    let buf = std::mem::take(buf);
+    let buf = s.lend_read_buf();
     // At most MAX_READ, whatever capacity the buffer has: one read's replies (pongs) are
     // what the send queue may exceed its bound by.
     let (len, spare) = (buf.len(), (buf.capacity() - buf.len()).min(MAX_READ));
@@ -232,7 +232,7 @@ fn start_read(s: &mut Session, stream: &Rc<TcpStream>) -> ReadOp {
 
 /// Hands a finished read to the session; returns whether `recv` must be woken.
 fn finish_read(s: &mut Session, result: io::Result<usize>, buf: BytesMut, spare: usize) -> bool {
-    *s.read_buf() = buf;
+    s.return_read_buf(buf);
     match result {
         Ok(n) => s.on_read(n, n == spare).wake_recv,
         Err(e) => {

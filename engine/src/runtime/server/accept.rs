@@ -7,20 +7,27 @@
 use bytes::BytesMut;
 
 use super::{HandshakeHook, ServerShared};
-use crate::proto::handshake::{Accept, Request, ServerHandshake};
+use crate::proto::extensions::DeflateConfig;
+use crate::proto::handshake::{Accept, Accepted, Request, ServerHandshake};
 use crate::runtime::driver::Transport;
 use crate::runtime::handshake_io::read_more;
 
-/// Answers a parsed upgrade request: `Ok` with the 101 response, or `Err` with the
-/// refusal the hook (or the handshake's own checks on its choice) gives, as HTTP bytes.
-/// Our server and the hyper upgrade path both answer through here.
-pub(crate) fn answer(hook: Option<&HandshakeHook>, request: &Request) -> Result<Vec<u8>, Vec<u8>> {
+/// Answers a parsed upgrade request: `Ok` with the 101 response and the
+/// permessage-deflate parameters agreed, or `Err` with the refusal the hook (or the
+/// handshake's own checks on its choice) gives, as HTTP bytes. permessage-deflate follows
+/// `deflate` (the server's default) unless the hook chose for this connection. Our server
+/// and the hyper upgrade path both answer through here.
+pub(crate) fn answer(
+    hook: Option<&HandshakeHook>,
+    deflate: &DeflateConfig,
+    request: &Request,
+) -> Result<Accepted, Vec<u8>> {
     let accept = match hook {
         None => Accept::new(),
         Some(hook) => hook(request).map_err(|reject| reject.to_response())?,
     };
     request
-        .accept_response(&accept)
+        .accept(&accept.or_deflate(deflate))
         .map_err(|e| e.to_response())
 }
 
@@ -29,7 +36,7 @@ pub(crate) fn answer(hook: Option<&HandshakeHook>, request: &Request) -> Result<
 pub(crate) async fn handshake<T: Transport>(
     stream: &T,
     shared: &ServerShared,
-) -> Result<(Request, Vec<u8>, BytesMut), Option<Vec<u8>>> {
+) -> Result<(Request, Accepted, BytesMut), Option<Vec<u8>>> {
     let mut parser = ServerHandshake::new(shared.handshake_limits.clone());
     let mut buf = BytesMut::new();
     let request = loop {
@@ -43,8 +50,9 @@ pub(crate) async fn handshake<T: Transport>(
             Err(e) => return Err(Some(e.to_response())),
         }
     };
-    match answer(shared.on_handshake.as_deref(), &request) {
-        Ok(response) => Ok((request, response, buf)),
+    let deflate = &shared.options.protocol.deflate;
+    match answer(shared.on_handshake.as_deref(), deflate, &request) {
+        Ok(accepted) => Ok((request, accepted, buf)),
         Err(refusal) => Err(Some(refusal)),
     }
 }

@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use self::listener::bind_reuseport;
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::error::Error;
 use crate::runtime::executor::Driver;
 use crate::runtime::executor::resolve;
@@ -55,6 +56,13 @@ pub struct ServerStats {
     pub rejected: AtomicU64,
     /// WebSocket connections open now.
     pub open: AtomicU64,
+    /// Bytes the connections hold buffered (the memory budget's sum; each worker's part
+    /// is published when it has moved by 64 KiB).
+    pub buffered_bytes: AtomicU64,
+    /// Connections paused now because the memory budget is spent (not read from).
+    pub paused_for_memory: AtomicU64,
+    /// Connections failed with 1013 after being paused for memory for the budget's wait.
+    pub closed_for_memory: AtomicU64,
 }
 
 /// Everything a worker needs, shared read-only.
@@ -72,6 +80,8 @@ pub(crate) struct ServerShared {
     pub(crate) pin_workers: bool,
     /// The io_uring driver's provided buffer ring: count and size.
     pub(crate) receive_buffers: (u16, usize),
+    pub(crate) memory_budget: MemoryBudget,
+    pub(crate) workers: usize,
 }
 
 /// Configures and starts a [`Server`].
@@ -88,6 +98,7 @@ pub struct ServerBuilder {
     driver: Driver,
     pin_workers: bool,
     receive_buffers: (u16, usize),
+    memory_budget: MemoryBudget,
     on_handshake: Option<Arc<HandshakeHook>>,
 }
 
@@ -110,6 +121,7 @@ impl Server {
             driver: Driver::Auto,
             pin_workers: true,
             receive_buffers: (256, 16 * 1024),
+            memory_budget: MemoryBudget::default(),
             on_handshake: None,
         }
     }
@@ -138,6 +150,14 @@ impl ServerBuilder {
     /// Size limits of the upgrade request (431 past them).
     pub fn handshake_limits(mut self, limits: HandshakeLimits) -> Self {
         self.handshake_limits = limits;
+        self
+    }
+
+    /// The memory budget for everything the connections hold buffered (see
+    /// [`MemoryBudget`]): default 1 GiB in all, 256 KiB per connection whatever the
+    /// budget, 10 s paused before 1013.
+    pub fn memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.memory_budget = budget;
         self
     }
 
@@ -227,6 +247,8 @@ impl ServerBuilder {
             driver,
             pin_workers: self.pin_workers,
             receive_buffers: self.receive_buffers,
+            memory_budget: self.memory_budget,
+            workers: self.workers,
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);
         let (ready_tx, ready_rx) = mpsc::channel();

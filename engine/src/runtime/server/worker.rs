@@ -19,6 +19,7 @@ use crate::proto::close::CloseCode;
 use crate::proto::connection::Connection;
 use crate::proto::handshake::Reject;
 use crate::proto::role::Role;
+use crate::runtime::budget::WorkerBudget;
 use crate::runtime::driver::uring::{RingConfig, UringListener};
 use crate::runtime::driver::{Acceptor, Transport};
 use crate::runtime::error::Error;
@@ -168,6 +169,12 @@ async fn serve<A: Acceptor>(
     let registry = Rc::new(Registry::<A::Stream>::default());
     // One copy of the connection settings per worker, shared by its connections.
     let options = Rc::new(shared.options.clone());
+    // This worker's part of the memory budget, charged by its sessions.
+    let budget = Rc::new(WorkerBudget::new(
+        shared.memory_budget,
+        shared.workers,
+        shared.stats.clone(),
+    ));
     let grace = loop {
         if let Some(grace) = *shutdown.borrow_and_update() {
             break grace;
@@ -183,6 +190,7 @@ async fn serve<A: Acceptor>(
                         registry.clone(),
                         shared.clone(),
                         options.clone(),
+                        budget.clone(),
                     ));
                 }
                 Err(e) => {
@@ -254,6 +262,7 @@ async fn connection<T: Transport>(
     registry: Rc<Registry<T>>,
     shared: Arc<ServerShared>,
     options: Rc<SocketOptions>,
+    budget: Rc<WorkerBudget>,
 ) {
     let stream = match registry.entries.borrow().get(&id) {
         Some(entry) => entry.stream.clone(),
@@ -261,7 +270,7 @@ async fn connection<T: Transport>(
     };
     let _ = stream.set_nodelay();
     let handshake = tokio::time::timeout(shared.handshake_timeout, handshake(&*stream, &shared));
-    let (request, response, leftover) = match handshake.await {
+    let (request, accepted, leftover) = match handshake.await {
         Ok(Ok(done)) => done,
         Ok(Err(rejection)) => {
             if let Some(response) = rejection {
@@ -281,7 +290,7 @@ async fn connection<T: Transport>(
         reject(id, &*stream, &registry, &shared);
         return;
     }
-    if write_all(&*stream, response).await.is_err() {
+    if write_all(&*stream, accepted.response).await.is_err() {
         reject(id, &*stream, &registry, &shared);
         return;
     }
@@ -292,8 +301,10 @@ async fn connection<T: Transport>(
     } else {
         leftover
     };
-    let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover);
-    let inner = Rc::new(Shared::new(Session::new(conn, options.clone()), peer));
+    let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover)
+        .with_deflate(accepted.deflate);
+    let session = Session::new(conn, options.clone()).with_budget(budget);
+    let inner = Rc::new(Shared::new(session, peer));
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
         entry.inner = Some(inner.clone());
     }

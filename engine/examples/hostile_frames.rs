@@ -1,0 +1,171 @@
+//! A hostile client for memory tests (`scripts/memory_attack.sh`): opens N connections to
+//! a WebSocket server and, on each, starts a binary frame that claims CLAIM bytes, sends
+//! SENT bytes of it (or, with `fragments`, a message of one-byte fragments that never
+//! ends; with `drip`, one byte per second), then holds the connection open without
+//! reading for HOLD seconds. Prints, at the end, how many connections the server closed
+//! with which close code and how many it left open.
+//!
+//! ```sh
+//! cargo run --release -p wsengine --example hostile_frames -- ws://127.0.0.1:9001/ 300 62914560 52428800 30 [frame|fragments|drip]
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn handshake(addr: &str) -> std::io::Result<TcpStream> {
+    let mut s = TcpStream::connect(addr)?;
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&head).into_owned(),
+        ));
+    }
+    Ok(s)
+}
+
+/// A masked frame header with a zero key (the payload goes as it is).
+fn header(first: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![first];
+    match len {
+        0..=125 => h.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+/// What the server did with the connection by the end: its close code, or "open".
+fn outcome(s: &mut TcpStream, until: Instant) -> String {
+    let left = until.saturating_duration_since(Instant::now());
+    let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(10))));
+    let mut head = [0u8; 4];
+    match s.read_exact(&mut head) {
+        Ok(()) if head[0] == 0x88 => format!("closed {}", u16::from_be_bytes([head[2], head[3]])),
+        Ok(()) => "unexpected bytes".into(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            "open".into()
+        }
+        Err(_) => "dropped".into(),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 6 {
+        eprintln!(
+            "usage: hostile_frames URL CONNECTIONS CLAIM SENT HOLD_SECS [frame|fragments|drip]"
+        );
+        std::process::exit(2);
+    }
+    let addr = args[1]
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let n: usize = args[2].parse().expect("CONNECTIONS");
+    let claim: u64 = args[3].parse().expect("CLAIM");
+    let sent: usize = args[4].parse().expect("SENT");
+    let hold = Duration::from_secs_f64(args[5].parse().expect("HOLD_SECS"));
+    let mode = args.get(6).map_or("frame", String::as_str).to_string();
+    let until = Instant::now() + hold;
+    let payload = Arc::new(vec![0x5au8; sent.min(1 << 20)]);
+    let outcomes = Arc::new(Mutex::new(BTreeMap::<String, usize>::new()));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (addr, payload, outcomes, mode) = (
+                addr.clone(),
+                payload.clone(),
+                outcomes.clone(),
+                mode.clone(),
+            );
+            std::thread::spawn(move || {
+                let what = match handshake(&addr) {
+                    Err(_) => "handshake failed".to_string(),
+                    Ok(mut s) => {
+                        let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+                        match mode.as_str() {
+                            "fragments" => {
+                                let mut first = header(0x02, 1);
+                                first.push(b'x');
+                                let _ = s.write_all(&first);
+                                let mut one = header(0x00, 1);
+                                one.push(b'x');
+                                let mut frames = Vec::with_capacity(1 << 20);
+                                while frames.len() < (1 << 20) {
+                                    frames.extend_from_slice(&one);
+                                }
+                                let mut total = 0;
+                                while total < sent && Instant::now() < until {
+                                    if s.write_all(&frames).is_err() {
+                                        break;
+                                    }
+                                    total += frames.len() / one.len();
+                                }
+                            }
+                            "drip" => {
+                                let _ = s.write_all(&header(0x82, claim));
+                                while Instant::now() + Duration::from_secs(1) < until {
+                                    if s.write_all(b"x").is_err() {
+                                        break;
+                                    }
+                                    std::thread::sleep(Duration::from_secs(1));
+                                }
+                            }
+                            _ => {
+                                let _ = s.write_all(&header(0x82, claim));
+                                let mut total = 0;
+                                while total < sent && Instant::now() < until {
+                                    let n = payload.len().min(sent - total);
+                                    match s.write_all(&payload[..n]) {
+                                        Ok(()) => {}
+                                        // Not read from (paused): keep trying until the end.
+                                        Err(e)
+                                            if matches!(
+                                                e.kind(),
+                                                std::io::ErrorKind::WouldBlock
+                                                    | std::io::ErrorKind::TimedOut
+                                            ) =>
+                                        {
+                                            continue;
+                                        }
+                                        Err(_) => break,
+                                    }
+                                    total += n;
+                                }
+                            }
+                        }
+                        outcome(&mut s, until)
+                    }
+                };
+                *outcomes.lock().unwrap().entry(what).or_insert(0) += 1;
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    println!("hostile_frames: {:?}", outcomes.lock().unwrap());
+}

@@ -1,0 +1,248 @@
+//! The memory budget against hostile peers over sockets: connections that open huge frames
+//! and stop, connections that send a message one byte per fragment and never finish it,
+//! and peers that never read an echo flood. Memory stays within the budget plus the
+//! per-connection shares, a normal client keeps being served, and the hostile connections
+//! are paused and then failed with 1013.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use wsengine::runtime::{MemoryBudget, ServerHandle, SocketOptions, WebSocket, connect};
+use wsengine::{CloseCode, Message};
+
+mod common;
+
+/// These tests measure the process's RSS: they run one at a time, so that none counts
+/// another's memory.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+use common::{one_worker, raw_handshake, rss_kib, run_client, serve_echo};
+
+const MIB: usize = 1 << 20;
+
+fn budget(total: usize, per_connection: usize, wait: Duration) -> MemoryBudget {
+    let mut b = MemoryBudget::default();
+    b.total = total;
+    b.per_connection = per_connection;
+    b.wait = wait;
+    b
+}
+
+/// The header of a masked binary frame claiming `len` bytes, and its mask key.
+fn frame_header(opcode: u8, fin: bool, len: u64) -> Vec<u8> {
+    let mut h = vec![if fin { 0x80 } else { 0 } | opcode];
+    match len {
+        0..=125 => h.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    h.extend_from_slice(&[0, 0, 0, 0]); // a zero mask key: payload bytes go as they are
+    h
+}
+
+/// Reads the server's close frame, waiting at most `wait`; returns its code.
+fn close_code_from(s: &mut TcpStream, wait: Duration) -> Result<u16, String> {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head)
+        .map_err(|e| format!("no close frame: {e}"))?;
+    if head[0] != 0x88 {
+        return Err(format!("not a close frame: {head:?}"));
+    }
+    let mut body = vec![0u8; usize::from(head[1] & 0x7f)];
+    s.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(u16::from_be_bytes([body[0], body[1]]))
+}
+
+/// A normal client: `n` small echoes, each checked; returns the slowest round trip.
+fn normal_client(server: &ServerHandle, n: usize) -> Duration {
+    let url = format!("ws://{}/", server.local_addr());
+    run_client(async move {
+        let (ws, _) = connect(&url).await.expect("a normal client connects");
+        let mut slowest = Duration::ZERO;
+        for i in 0..n {
+            let m = Message::text(format!("message {i}"));
+            let began = Instant::now();
+            ws.send(m.clone()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), m);
+            slowest = slowest.max(began.elapsed());
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        slowest
+    })
+}
+
+#[test]
+fn huge_unfinished_frames_are_held_to_the_budget_and_failed_with_1013() {
+    let _serial = one_at_a_time();
+    const BUDGET: usize = 32 * MIB;
+    const ATTACKERS: usize = 24;
+    const SENT: usize = 8 * MIB;
+    let server =
+        serve_echo(one_worker().memory_budget(budget(BUDGET, 256 * 1024, Duration::from_secs(2))));
+    let addr = server.local_addr();
+    let rss_before = rss_kib();
+    let chunk = Arc::new(vec![0x5au8; SENT]);
+    let attackers: Vec<_> = (0..ATTACKERS)
+        .map(|_| {
+            let chunk = chunk.clone();
+            std::thread::spawn(move || {
+                let mut s = raw_handshake(addr);
+                // A 60 MiB frame (under the 64 MiB limit), 8 MiB of it, then nothing.
+                s.write_all(&frame_header(0x2, true, 60 * MIB as u64))
+                    .unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+                let _ = s.write_all(&chunk);
+                // Failed with 1013, or still open: held within the budget.
+                let code = close_code_from(&mut s, Duration::from_secs(8));
+                (code, s)
+            })
+        })
+        .collect();
+    // Meanwhile a normal client is served.
+    std::thread::sleep(Duration::from_millis(500));
+    let slowest = normal_client(&server, 1000);
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a small echo waited {slowest:?}"
+    );
+    let stats = server.stats();
+    let peak_buffered = stats.buffered_bytes.load(Ordering::Relaxed) as usize;
+    let grown = rss_kib().saturating_sub(rss_before) * 1024;
+    // The budget, each attacker's share, and a fixed overhead: the attackers' payload,
+    // the server's and the client's receive rings, threads, what the allocator keeps.
+    // Without the budget: 24 × 8 MiB.
+    let bound = BUDGET + ATTACKERS * 256 * 1024 + 32 * MIB;
+    assert!(grown < bound, "RSS grew by {grown} bytes (bound {bound})");
+    assert!(
+        peak_buffered <= BUDGET + ATTACKERS * 512 * 1024,
+        "{peak_buffered} bytes buffered"
+    );
+    assert!(
+        stats.paused_for_memory.load(Ordering::Relaxed) > 0 || {
+            // All may have been failed already.
+            stats.closed_for_memory.load(Ordering::Relaxed) > 0
+        }
+    );
+    let mut failed = 0;
+    let mut open = Vec::new();
+    for a in attackers {
+        match a.join().unwrap() {
+            (Ok(1013), _) => failed += 1,
+            (Ok(code), _) => panic!("an attacker got close code {code}"),
+            (Err(_), s) => open.push(s),
+        }
+    }
+    // Those the budget could not hold were failed; the rest fit in it.
+    assert!(failed >= ATTACKERS - BUDGET / SENT, "{failed} failed");
+    assert_eq!(
+        stats.closed_for_memory.load(Ordering::Relaxed),
+        failed as u64
+    );
+    let held = stats.buffered_bytes.load(Ordering::Relaxed) as usize;
+    assert!(
+        held <= BUDGET + open.len() * 512 * 1024,
+        "{held} bytes held by {} attackers still open",
+        open.len()
+    );
+    drop(open);
+    let began = Instant::now();
+    while stats.buffered_bytes.load(Ordering::Relaxed) > 0
+        || stats.paused_for_memory.load(Ordering::Relaxed) > 0
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "memory given back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn one_byte_fragments_of_messages_never_finished_are_failed_with_1013() {
+    let _serial = one_at_a_time();
+    const CONNECTIONS: usize = 8;
+    let server = serve_echo(one_worker().memory_budget(budget(
+        512 * 1024,
+        16 * 1024,
+        Duration::from_secs(1),
+    )));
+    let addr = server.local_addr();
+    let attackers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = raw_handshake(addr);
+                let mut frames = frame_header(0x2, false, 1);
+                frames.push(b'x');
+                for _ in 0..100_000 {
+                    frames.extend_from_slice(&frame_header(0x0, false, 1));
+                    frames.push(b'x');
+                }
+                s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+                let _ = s.write_all(&frames);
+                close_code_from(&mut s, Duration::from_secs(20))
+            })
+        })
+        .collect();
+    assert!(normal_client(&server, 100) < Duration::from_secs(2));
+    for a in attackers {
+        assert_eq!(a.join().unwrap(), Ok(1013));
+    }
+    let stats = server.stats();
+    assert_eq!(
+        stats.closed_for_memory.load(Ordering::Relaxed),
+        CONNECTIONS as u64
+    );
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn an_echo_flood_to_peers_that_never_read_stays_within_the_budget() {
+    let _serial = one_at_a_time();
+    const PEERS: usize = 40;
+    const BUDGET: usize = 8 * MIB;
+    let mut options = SocketOptions::default();
+    options.max_send_queue = 4 * MIB;
+    options.send_stall_timeout = Some(Duration::from_secs(2));
+    let server = one_worker()
+        .socket_options(options)
+        .memory_budget(budget(BUDGET, 256 * 1024, Duration::from_secs(10)))
+        .serve(|ws: WebSocket, _| async move {
+            // Floods the peer with fresh 64 KiB messages until the connection ends.
+            while ws.send(Message::binary(vec![9u8; 64 * 1024])).await.is_ok() {}
+        })
+        .expect("server starts");
+    let addr = server.local_addr();
+    let peers: Vec<TcpStream> = (0..PEERS).map(|_| raw_handshake(addr)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let stats = server.stats();
+    let buffered = stats.buffered_bytes.load(Ordering::Relaxed) as usize;
+    // Without the budget: 40 × 4 MiB. With it: the budget plus each peer's share and one
+    // message past it.
+    let bound = BUDGET + PEERS * (256 + 64) * 1024 + 64 * 1024;
+    assert!(
+        buffered <= bound,
+        "{buffered} bytes buffered (bound {bound})"
+    );
+    // The stall timeout still ends them (1008), and everything is given back.
+    drop(peers);
+    let began = Instant::now();
+    while stats.open.load(Ordering::Relaxed) > 0 || stats.buffered_bytes.load(Ordering::Relaxed) > 0
+    {
+        assert!(began.elapsed() < Duration::from_secs(15), "connections end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.shutdown(Duration::from_secs(1));
+}

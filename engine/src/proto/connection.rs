@@ -325,6 +325,21 @@ impl Connection {
             .map_or(0, |d| d.rx.memory() + d.tx.memory())
     }
 
+    /// Bytes of [`deflate_memory`](Self::deflate_memory) that are the streams themselves
+    /// (compressor and decompressor state, a fixed size while they live), without the
+    /// message being inflated. A memory budget charges both, but only the rest grows
+    /// with what the peer sends.
+    pub fn deflate_streams_memory(&self) -> usize {
+        self.deflate.as_ref().map_or(0, |d| {
+            d.tx.memory()
+                + if d.rx.has_stream() {
+                    super::extensions::deflate::INFLATE_STREAM_BYTES
+                } else {
+                    0
+                }
+        })
+    }
+
     /// Frees the compressor (e.g. after the connection has been idle a while); the next
     /// compressed message allocates a new one. Always safe: a fresh stream refers to
     /// nothing the peer lacks, so only the ratio of the next message suffers. The

@@ -160,6 +160,10 @@ struct Charge {
     budget: Rc<WorkerBudget>,
     /// Bytes this session holds, as last charged.
     held: usize,
+    /// Of those, its permessage-deflate streams: charged, but not counted against its
+    /// share (they do not grow with what the peer sends, and pausing would not shrink
+    /// them; a dedicated compressor alone is larger than the default share).
+    streams: usize,
     /// The capacity of the receive buffer while a driver holds it for a read in flight.
     lent: usize,
     /// Counted in the stats as paused for memory.
@@ -168,6 +172,13 @@ struct Charge {
     waiting_since: Option<Instant>,
     /// When to look again whether the budget lets it read (or the wait is over).
     recheck_at: Option<Instant>,
+}
+
+impl Charge {
+    /// What counts against the connection's share: all it holds but its deflate streams.
+    fn against_share(&self) -> usize {
+        self.held - self.streams
+    }
 }
 
 /// Bytes on the wire since the handshake (frames, compressed or not), for the ratio of
@@ -230,6 +241,7 @@ impl Session {
         self.memory = Some(Charge {
             budget,
             held: 0,
+            streams: 0,
             lent: 0,
             paused: false,
             waiting_since: None,
@@ -271,9 +283,11 @@ impl Session {
     fn account(&mut self) {
         if self.memory.is_some() {
             let held = self.held();
+            let streams = self.conn.deflate_streams_memory();
             if let Some(m) = &mut self.memory {
                 m.budget.charge(m.held, held);
                 m.held = held;
+                m.streams = streams;
             }
         }
     }
@@ -291,7 +305,7 @@ impl Session {
         self.memory.is_some()
             && self.end.is_none()
             && self.conn.is_receiving()
-            && self.over_budget(self.memory.as_ref().map_or(0, |m| m.held))
+            && self.over_budget(self.memory.as_ref().map_or(0, Charge::against_share))
     }
 
     /// `send` waits: the queue is over its bound, or over the connection's share while the
@@ -313,7 +327,7 @@ impl Session {
             && self
                 .memory
                 .as_ref()
-                .is_some_and(|m| m.held > m.budget.per_connection);
+                .is_some_and(|m| m.against_share() > m.budget.per_connection);
         let Some(m) = &mut self.memory else {
             return false;
         };
@@ -1051,6 +1065,38 @@ mod tests {
         waiting.handle_timeout(t0 + 3 * RECHECK);
         assert_eq!(waiting.poll_timeout(), None);
         assert!(waiting.wants_read());
+    }
+
+    #[test]
+    fn deflate_streams_are_charged_but_do_not_count_against_the_share() {
+        let t0 = Instant::now();
+        let (b, stats) = budget(64 * 1024);
+        let params = crate::proto::extensions::DeflateParams {
+            min_size: 0,
+            ..Default::default()
+        };
+        let conn =
+            Connection::new(Role::Server, Config::default(), BytesMut::new()).with_deflate(params);
+        let mut s = Session::new(conn, Rc::new(SocketOptions::default())).with_budget(b.clone());
+        s.try_send(&Message::text("compressible ".repeat(1000)))
+            .unwrap();
+        let _ = written(&mut s);
+        assert!(
+            s.conn.deflate_streams_memory() >= 128 * 1024,
+            "a compressor"
+        );
+        assert!(
+            b.over(),
+            "charged: the worker's part is spent by the streams alone"
+        );
+        // Yet this connection holds nothing the peer makes grow: it is not paused and
+        // does not poll the budget; its one deadline is the compressor's idle release.
+        s.handle_timeout(t0);
+        assert!(s.wants_read());
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+        assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 0);
+        drop(s);
+        assert_eq!(b.used(), 0);
     }
 
     #[test]

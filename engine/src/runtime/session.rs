@@ -300,12 +300,20 @@ impl Session {
             .is_some_and(|m| held > m.budget.per_connection && m.budget.over())
     }
 
-    /// Paused for memory: not read from (while the connection still receives).
-    fn memory_paused(&self) -> bool {
-        self.memory.is_some()
-            && self.end.is_none()
+    /// Still receiving and holding more than its share (deflate streams aside).
+    fn over_share(&self) -> bool {
+        self.end.is_none()
             && self.conn.is_receiving()
-            && self.over_budget(self.memory.as_ref().map_or(0, Charge::against_share))
+            && self
+                .memory
+                .as_ref()
+                .is_some_and(|m| m.against_share() > m.budget.per_connection)
+    }
+
+    /// Paused for memory: over its share while the worker's budget is spent; not read
+    /// from.
+    fn memory_paused(&self) -> bool {
+        self.over_share() && self.memory.as_ref().is_some_and(|m| m.budget.over())
     }
 
     /// `send` waits: the queue is over its bound, or over the connection's share while the
@@ -322,12 +330,7 @@ impl Session {
     /// reading, or write the close frame).
     fn memory_timeout(&mut self, now: Instant) -> bool {
         let paused = self.memory_paused();
-        let over_share = self.end.is_none()
-            && self.conn.is_receiving()
-            && self
-                .memory
-                .as_ref()
-                .is_some_and(|m| m.against_share() > m.budget.per_connection);
+        let over_share = self.over_share();
         let Some(m) = &mut self.memory else {
             return false;
         };

@@ -125,8 +125,10 @@ fn huge_unfinished_frames_are_held_to_the_budget_and_failed_with_1013() {
     // Without the budget: 24 × 8 MiB.
     let bound = BUDGET + ATTACKERS * 256 * 1024 + 32 * MIB;
     assert!(grown < bound, "RSS grew by {grown} bytes (bound {bound})");
+    // Charged is capacity: a receive buffer grows by doubling, so one read of a
+    // connection under its limit can land a growth step past the budget (up to twice it).
     assert!(
-        peak_buffered <= BUDGET + ATTACKERS * 512 * 1024,
+        peak_buffered <= 2 * BUDGET,
         "{peak_buffered} bytes buffered"
     );
     assert!(

@@ -100,11 +100,6 @@ impl BufRing {
         self.entries
     }
 
-    /// The size of each buffer.
-    pub(crate) fn buf_size(&self) -> usize {
-        self.buf_size
-    }
-
     /// The first `len` bytes of buffer `bid`, which the kernel just filled and handed
     /// to us; valid until [`recycle`](Self::recycle) gives it back.
     pub(crate) fn filled(&self, bid: u16, len: usize) -> &[u8] {

@@ -3,13 +3,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, squeue, types};
 use tokio::io::Interest;
@@ -23,6 +23,11 @@ pub(super) const BUF_GROUP: u16 = 0;
 
 /// Completions handled per turn before the ring task lets the handlers run.
 const CQES_PER_TURN: usize = 1024;
+
+/// How long a turn serves the run queue of connections with bytes waiting (at least one
+/// visit per turn): what a connection that sends little waits at most behind the ones
+/// that flood, besides the other work of a turn.
+const SERVE_PER_TURN: Duration = Duration::from_micros(30);
 
 /// How a worker's ring is made.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +59,8 @@ pub(super) enum OpKind {
     Accept = 3,
     Connect = 4,
     Cancel = 5,
+    /// A single receive into the connection's own buffer (a connection that floods).
+    Read = 6,
 }
 
 /// A socket's place in the ring: slot index and generation (a reused slot gets a new
@@ -107,6 +114,12 @@ pub(crate) struct Ring {
     eventfd: RefCell<Option<OwnedFd>>,
     /// Multishot receives that ended for lack of buffers (ENOBUFS), re-armed next turn.
     pub(super) starved: Cell<u64>,
+    /// Connections with received bytes waiting to be processed, served in turn (round
+    /// robin, [`SERVE_PER_TURN`] per turn) after the completions of connections that
+    /// had nothing waiting.
+    runnable: RefCell<VecDeque<SlotId>>,
+    /// Counts turns (a connection's inline allowance is per turn).
+    turn_number: Cell<u64>,
 }
 
 impl Ring {
@@ -146,6 +159,8 @@ impl Ring {
             woken: Cell::new(false),
             eventfd: RefCell::new(Some(eventfd)),
             starved: Cell::new(0),
+            runnable: RefCell::default(),
+            turn_number: Cell::new(0),
         }))
     }
 
@@ -213,6 +228,23 @@ impl Ring {
         self.wake();
     }
 
+    /// Puts a socket at the back of the run queue (its bytes wait for their turn).
+    pub(super) fn enqueue(&self, id: SlotId) {
+        self.runnable.borrow_mut().push_back(id);
+        self.wake();
+    }
+
+    /// Whether other connections wait in the run queue: then a flooding connection's
+    /// reads stay small, so that a visit costs little.
+    pub(super) fn contended(&self) -> bool {
+        self.runnable.borrow().len() > 1
+    }
+
+    /// The current turn's number.
+    pub(super) fn turn_number(&self) -> u64 {
+        self.turn_number.get()
+    }
+
     fn wake(&self) {
         if !self.woken.replace(true)
             && let Some(waker) = self.waker.borrow().as_ref()
@@ -224,6 +256,7 @@ impl Ring {
     /// One turn: run the dirty sockets and due timers, submit, reap and dispatch
     /// completions. Returns whether anything happened.
     fn turn(&self) -> bool {
+        self.turn_number.set(self.turn_number.get().wrapping_add(1));
         let mut worked = false;
         // Sockets kicked since the last turn: flush what their handles queued.
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
@@ -251,7 +284,32 @@ impl Ring {
         }
         self.bufs.borrow_mut().publish();
         worked |= self.submit_and_reap();
+        worked |= self.serve_runnable();
         worked
+    }
+
+    /// Serves the run queue: each connection processes one share of its waiting bytes and
+    /// goes to the back if more wait, until the turn's time for this is used. A
+    /// connection with nothing waiting was served at its completion already, so one that
+    /// sends a little now and then never waits behind those that flood.
+    fn serve_runnable(&self) -> bool {
+        if self.runnable.borrow().is_empty() {
+            return false;
+        }
+        let started = Instant::now();
+        let mut served = false;
+        loop {
+            let next = self.runnable.borrow_mut().pop_front();
+            let Some(id) = next else { break };
+            if let Some(socket) = self.get(id.index, id.generation) {
+                socket.serve(self);
+                served = true;
+                if started.elapsed() >= SERVE_PER_TURN {
+                    break;
+                }
+            }
+        }
+        served || !self.runnable.borrow().is_empty()
     }
 
     /// Submits what is queued (one `io_uring_enter`, only when there is something to

@@ -10,6 +10,23 @@
 //! resumes. A multishot receive that ends (no `F_MORE`: out of ring buffers, or done) is
 //! armed again at the next turn; bytes are never lost or reordered, since the socket keeps
 //! what the kernel did not deliver.
+//!
+//! # Sharing the worker among connections
+//! The worker's time and its ring buffers are shared per connection, not per byte: a
+//! connection that floods (a cheap peer can make every byte cost: 1-byte fragments) must
+//! not delay the others' messages, handshakes or buffers.
+//! - A connection with nothing waiting has its bytes processed at their completion, for
+//!   up to [`INLINE_PER_TURN`] of the worker's time a turn.
+//! - Past that it becomes *heavy*: its multishot receive is cancelled, what it still
+//!   delivers goes to the session's buffer unprocessed, and the connection joins the
+//!   ring's run queue, where each visit processes what one read brought (its *share*,
+//!   sized so that a visit costs about [`VISIT`]) and the turn serves visits for a
+//!   bounded time.
+//! - A heavy connection reads with one plain receive at a time into its own session
+//!   buffer, issued only when its waiting bytes are processed: it never holds more than
+//!   one read unprocessed and never takes the ring's buffers from the others. A read that
+//!   does not fill its buffer means it has caught up: it goes back to the multishot
+//!   receive (and holds no buffer while idle).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -19,19 +36,33 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use io_uring::{cqueue, opcode, types};
 
 use super::ring::{BUF_GROUP, OpKind, Ring, SlotId, current};
 use crate::runtime::driver::{Acceptor, IOV_MAX, Transport, consume};
-use crate::runtime::session::TcpStep;
+use crate::runtime::session::{MAX_READ, Session, TcpStep};
 use crate::runtime::socket::{Kick, Shared};
 
 /// The most received bytes a socket keeps for its handshake's reads before it stops
 /// receiving (the handshake's own limit is 16 KiB of head).
 const RECEIVED_MAX: usize = 64 * 1024;
+
+/// The time a connection with nothing waiting may spend on its bytes at their
+/// completions in one turn; past that it is heavy (see the module docs). Time, not bytes:
+/// a byte of a large message costs a copy, a byte of a 1-byte fragment a frame.
+const INLINE_PER_TURN: Duration = Duration::from_micros(30);
+
+/// What one visit of a heavy connection should cost: its share (the bytes a visit takes,
+/// and its reads' size while others wait) halves when a visit costs twice this and
+/// doubles when it costs half.
+const VISIT: Duration = Duration::from_micros(10);
+
+/// The bounds of a heavy connection's share, and where it starts.
+const SHARE_MIN: usize = 1024;
+const SHARE_START: usize = 16 * 1024;
 
 /// A send in flight: what it points at lives here until its completion.
 struct SendOp {
@@ -41,6 +72,14 @@ struct SendOp {
     _vectored: Option<(Vec<libc::iovec>, Box<libc::msghdr>)>,
     /// Sent for the session (else for an async `write`).
     for_session: bool,
+}
+
+/// A plain receive in flight into the session's buffer, lent to it (a heavy connection).
+struct DirectRead {
+    /// The session's receive buffer; the kernel writes into its spare capacity.
+    buf: BytesMut,
+    /// The bytes asked for.
+    spare: usize,
 }
 
 /// A socket's state, borrowed only inside plain calls (never across an await).
@@ -70,8 +109,33 @@ struct State {
     on_finish: Option<Box<dyn FnOnce()>>,
     /// The deadline the worker's heap holds for this socket.
     timer_at: Option<Instant>,
+    /// Reads with plain receives into its own buffer (see the module docs).
+    heavy: bool,
+    /// A plain receive in the kernel.
+    direct: Option<DirectRead>,
+    /// Bytes in the session's buffer not yet processed (a plain receive's, or delivered
+    /// past the turn's allowance): (count, whether the last read filled what it asked).
+    unprocessed: Option<(usize, bool)>,
+    /// In the ring's run queue.
+    queued: bool,
+    /// The turn of `inline_spent`, and the time spent at completions in it.
+    inline_turn: u64,
+    inline_spent: Duration,
+    /// A heavy connection's share (0: not yet set, [`SHARE_START`]).
+    share: usize,
     /// Shut down for good; the slot is freed once no operation is left.
     closed: bool,
+}
+
+impl State {
+    /// A heavy connection's share: the bytes a visit takes.
+    fn share(&self) -> usize {
+        if self.share == 0 {
+            SHARE_START
+        } else {
+            self.share
+        }
+    }
 }
 
 /// A socket of the ring.
@@ -161,9 +225,45 @@ impl Socket {
         });
     }
 
+    /// Starts a plain receive into the session's buffer (a heavy connection): as much as
+    /// a flowing read wants, only its share while other connections wait.
+    fn start_direct(&self, ring: &Ring, st: &mut State, s: &mut Session) {
+        if st.direct.is_some() || st.recv_armed || st.recv_end.is_some() || st.closed {
+            return;
+        }
+        let share = st.share();
+        let want = if ring.contended() {
+            share
+        } else {
+            s.read_size().max(share)
+        };
+        let buf = s.read_buf();
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
+        let mut buf = s.lend_read_buf();
+        let len = buf.len();
+        let spare = (buf.capacity() - len).min(want);
+        // SAFETY: `len` is within the allocation (`len <= capacity`), so the pointer is in
+        // bounds or one past the end; the kernel writes at most `spare` bytes from it,
+        // which is within the spare capacity. The buffer is kept in `st.direct` (not
+        // touched, its heap memory not moved or freed) until the completion, when
+        // `set_len` covers exactly the bytes the kernel reported.
+        let ptr = unsafe { buf.as_mut_ptr().add(len) };
+        let entry = opcode::Recv::new(self.raw(), ptr, spare as u32)
+            .build()
+            .user_data(self.id.user_data(OpKind::Read));
+        ring.push(entry);
+        st.direct = Some(DirectRead { buf, spare });
+    }
+
     /// Whether an operation is still in the kernel.
     fn busy(st: &State) -> bool {
-        st.recv_armed || st.send.is_some() || st.accept_armed || st.connect_addr.is_some()
+        st.recv_armed
+            || st.direct.is_some()
+            || st.send.is_some()
+            || st.accept_armed
+            || st.connect_addr.is_some()
     }
 
     /// Whether an operation of this socket is still in the kernel.
@@ -199,6 +299,13 @@ impl Socket {
             // A shut-down socket ends its operations, but a cancellation makes sure of it
             // (a send waiting on a peer that never reads).
             self.cancel_recv(ring, &mut st);
+            if st.direct.is_some() {
+                ring.push(
+                    opcode::AsyncCancel::new(self.id.user_data(OpKind::Read))
+                        .build()
+                        .user_data(self.id.user_data(OpKind::Cancel)),
+                );
+            }
             if st.send.is_some() {
                 ring.push(
                     opcode::AsyncCancel::new(self.id.user_data(OpKind::Send))
@@ -220,6 +327,7 @@ impl Socket {
     pub(super) fn complete(self: &Rc<Self>, ring: &Ring, kind: u8, result: i32, flags: u32) {
         match kind {
             k if k == OpKind::Recv as u8 => self.on_recv(ring, result, flags),
+            k if k == OpKind::Read as u8 => self.on_direct(ring, result),
             k if k == OpKind::Send as u8 => self.on_send(ring, result),
             k if k == OpKind::Accept as u8 => {
                 let mut st = self.st.borrow_mut();
@@ -271,41 +379,68 @@ impl Socket {
             };
             let session = st.session.clone();
             match session {
-                Some(shared) if st.received.is_empty() && !st.closed => {
-                    drop(st);
-                    let wake_recv = {
-                        let mut s = shared.session.borrow_mut();
-                        if s.wants_read() {
+                Some(shared)
+                    if st.received.is_empty()
+                        && !st.closed
+                        && shared.session.borrow().wants_read() =>
+                {
+                    let turn = ring.turn_number();
+                    if st.inline_turn != turn {
+                        st.inline_turn = turn;
+                        st.inline_spent = Duration::ZERO;
+                    }
+                    let behind = st.queued || st.unprocessed.is_some();
+                    if behind || st.inline_spent > INLINE_PER_TURN {
+                        // Past its allowance for the turn (or bytes of it wait already):
+                        // heavy. The bytes go where they would have gone, the session's
+                        // buffer (so they cost no copy of their own), and wait there for
+                        // the connection's turn.
+                        {
+                            let mut s = shared.session.borrow_mut();
                             let bufs = ring.bufs.borrow();
                             let incoming = bufs.filled(bid, n);
                             s.reserve_for(incoming);
                             s.read_buf().extend_from_slice(incoming);
-                            drop(bufs);
-                            let more = cqueue::sock_nonempty(flags);
-                            let received = s.on_read(n, more);
-                            if !more {
-                                s.release_idle_buffer();
-                            }
-                            Some(received.wake_recv)
-                        } else {
-                            None
                         }
+                        ring.bufs.borrow_mut().recycle(bid);
+                        let waiting = st.unprocessed.map_or(0, |(w, _)| w);
+                        st.unprocessed = Some((waiting + n, true));
+                        if !st.heavy {
+                            st.heavy = true;
+                            self.cancel_recv(ring, &mut st);
+                        }
+                        drop(st);
+                        ring.mark_dirty(self.id);
+                        return;
+                    }
+                    // Within its allowance: processed now.
+                    drop(st);
+                    let started = Instant::now();
+                    let wake_recv = {
+                        let mut s = shared.session.borrow_mut();
+                        let bufs = ring.bufs.borrow();
+                        let incoming = bufs.filled(bid, n);
+                        s.reserve_for(incoming);
+                        s.read_buf().extend_from_slice(incoming);
+                        drop(bufs);
+                        let more = cqueue::sock_nonempty(flags);
+                        let received = s.on_read(n, more);
+                        if !more {
+                            s.release_idle_buffer();
+                        }
+                        received.wake_recv
                     };
-                    match wake_recv {
-                        Some(true) => shared.wake_recv(),
-                        Some(false) => {}
-                        // Paused: kept for later, unprocessed.
-                        None => self
-                            .st
-                            .borrow_mut()
-                            .received
-                            .extend_from_slice(ring.bufs.borrow().filled(bid, n)),
+                    if wake_recv {
+                        shared.wake_recv();
                     }
                     ring.bufs.borrow_mut().recycle(bid);
+                    self.st.borrow_mut().inline_spent += started.elapsed();
                     ring.mark_dirty(self.id);
                     return;
                 }
                 _ => {
+                    // The handshake's bytes, or a session's while it is paused (or after
+                    // bytes that came while it was): kept for later, unprocessed.
                     st.received
                         .extend_from_slice(ring.bufs.borrow().filled(bid, n));
                     ring.bufs.borrow_mut().recycle(bid);
@@ -381,6 +516,77 @@ impl Socket {
         ring.mark_dirty(self.id);
     }
 
+    /// A plain receive (a heavy connection's) completed: its bytes wait in the session's
+    /// buffer for the connection's turn in the run queue.
+    fn on_direct(self: &Rc<Self>, ring: &Ring, result: i32) {
+        let mut st = self.st.borrow_mut();
+        let Some(DirectRead { mut buf, spare }) = st.direct.take() else {
+            return;
+        };
+        let Some(shared) = st.session.clone() else {
+            // The session is over; the kernel is done with the buffer.
+            return;
+        };
+        if result > 0 {
+            let n = result as usize;
+            // SAFETY: the kernel wrote `n <= spare` bytes into the spare capacity after
+            // `len` (as asked in `start_direct`), so they are initialised and within the
+            // capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            st.unprocessed = Some((n, n == spare));
+            // A read that did not fill its buffer: caught up, back to the multishot
+            // receive after this one.
+            st.heavy = n == spare;
+        } else if result == 0 {
+            st.recv_end = Some(None);
+        } else if result != -libc::ECANCELED {
+            st.recv_end = Some(Some(io::Error::from_raw_os_error(-result).kind()));
+        }
+        shared.session.borrow_mut().return_read_buf(buf);
+        drop(st);
+        ring.mark_dirty(self.id);
+    }
+
+    /// The connection's visit in the run queue: one share of its waiting bytes processed,
+    /// then [`pump`](Self::pump) (which queues it again if more wait).
+    pub(super) fn serve(self: &Rc<Self>, ring: &Ring) {
+        let Some(shared) = self.st.borrow().session.clone() else {
+            return;
+        };
+        let mut wake_recv = false;
+        let started = Instant::now();
+        {
+            let mut s = shared.session.borrow_mut();
+            let mut st = self.st.borrow_mut();
+            st.queued = false;
+            if st.closed || !s.wants_read() {
+                // Paused: `pump` queues it again when it reads again.
+            } else if let Some((n, filled)) = st.unprocessed.take() {
+                wake_recv = s.on_read(n, filled).wake_recv;
+                if !filled {
+                    s.release_idle_buffer();
+                }
+            } else if !st.received.is_empty() {
+                let n = st.received.len().min(st.share());
+                let chunk = st.received.split_to(n);
+                s.reserve_for(&chunk);
+                s.read_buf().extend_from_slice(&chunk);
+                wake_recv = s.on_read(n, !st.received.is_empty()).wake_recv;
+            }
+            let spent = started.elapsed();
+            let share = st.share();
+            if spent > 2 * VISIT {
+                st.share = (share / 2).max(SHARE_MIN);
+            } else if spent < VISIT / 2 {
+                st.share = (share * 2).min(MAX_READ);
+            }
+        }
+        if wake_recv {
+            shared.wake_recv();
+        }
+        self.pump(ring);
+    }
+
     /// A deadline this socket asked for came.
     pub(super) fn on_timer(self: &Rc<Self>, ring: &Ring, _now: Instant) {
         self.st.borrow_mut().timer_at = None;
@@ -404,24 +610,33 @@ impl Socket {
             if st.closed {
                 return;
             }
-            // Bytes that came while paused, in order, before anything newer, and no more
-            // at a time than one receive brings, so that the queues' bounds still hold.
-            while s.wants_read() && !st.received.is_empty() {
-                let n = st.received.len().min(ring.bufs.borrow().buf_size());
-                let chunk = st.received.split_to(n);
-                s.reserve_for(&chunk);
-                s.read_buf().extend_from_slice(&chunk);
-                wake_recv |= s.on_read(n, !st.received.is_empty()).wake_recv;
-            }
-            if s.wants_read() && st.received.is_empty() {
+            // Bytes waiting (delivered while paused, past the inline allowance, or by a
+            // plain receive) are processed in the run queue, in order, a share at a
+            // visit; the next receive is armed once none wait.
+            let waiting = !st.received.is_empty() || st.unprocessed.is_some();
+            if s.wants_read() && waiting {
+                if !st.queued {
+                    st.queued = true;
+                    ring.enqueue(self.id);
+                }
+            } else if s.wants_read() && !st.queued {
                 match st.recv_end {
-                    Some(end) => {
+                    Some(end) if st.direct.is_none() && !st.recv_armed => {
                         s.on_read_end(end);
                         wake_recv = true;
                     }
-                    None => self.arm_recv(ring, &mut st),
+                    Some(_) => {}
+                    None if st.heavy => {
+                        if st.recv_armed {
+                            self.cancel_recv(ring, &mut st);
+                        } else {
+                            self.start_direct(ring, &mut st, &mut s);
+                        }
+                    }
+                    None if st.direct.is_none() => self.arm_recv(ring, &mut st),
+                    None => {}
                 }
-            } else if !s.is_ended() {
+            } else if !s.is_ended() && !s.wants_read() {
                 // Paused for backpressure: stop the receive until the queues drain.
                 self.cancel_recv(ring, &mut st);
             }

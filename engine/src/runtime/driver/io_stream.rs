@@ -39,7 +39,7 @@ impl<S: AsyncRead + AsyncWrite> IoStream<S> {
 
 impl<S: AsyncRead + AsyncWrite + 'static> Transport for IoStream<S> {
     async fn read(&self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
-        let result = std::future::poll_fn(|cx| self.poll_recv(cx, &mut buf)).await;
+        let result = std::future::poll_fn(|cx| self.poll_recv(cx, &mut buf, MAX_READ)).await;
         (result, buf)
     }
 
@@ -72,12 +72,17 @@ impl<S: AsyncRead + AsyncWrite + 'static> Transport for IoStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite> Readiness for IoStream<S> {
-    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
         if self.shut.get() {
             return Poll::Ready(Ok(0));
         }
         let mut stream = self.stream.borrow_mut();
-        let spare = (buf.capacity() - buf.len()).min(MAX_READ);
+        let spare = (buf.capacity() - buf.len()).min(MAX_READ).min(limit);
         tokio_util::io::poll_read_buf(stream.as_mut(), cx, &mut (&mut *buf).limit(spare))
     }
 

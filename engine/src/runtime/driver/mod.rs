@@ -33,6 +33,7 @@ pub(crate) mod io_stream;
 mod readiness;
 mod tokio;
 mod tokio_uring;
+mod turns;
 pub(crate) mod uring;
 
 /// A connected byte stream, used from the tasks of one thread.

@@ -9,21 +9,40 @@
 //! time, and arm the connection's one timer for the next deadline. Nothing is held while
 //! the socket is quiet: no pending read owns a buffer, and an empty receive buffer is let
 //! go.
+//!
+//! A pass is cheap, so that the runtime's FIFO order of tasks is fair: at most
+//! [`READS_PER_PASS`] reads, and a connection whose reads cost more than
+//! [`PASS_ALLOWANCE`] becomes heavy and from then on reads one share at its turn among
+//! the thread's heavy connections ([`Turn`]) until it has caught up.
 
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::turns::Turn;
 use super::{ConnTimer, consume};
 use crate::runtime::session::{MAX_READ, TcpStep};
 use crate::runtime::socket::Shared;
 
 /// Filled reads in one pass before the task yields to the others on its worker.
 const READS_PER_PASS: usize = 8;
+
+/// The time one pass may spend on reads before the connection counts as heavy and
+/// reads only at its turn ([`Turn`]). Time, not bytes: a byte of a large message costs a
+/// copy, a byte of a 1-byte fragment a frame.
+const PASS_ALLOWANCE: Duration = Duration::from_micros(30);
+
+/// What a heavy connection's turn should cost: its share (the size of its reads while
+/// other heavy ones wait) halves when a turn costs twice this and doubles at half.
+const TURN: Duration = Duration::from_micros(10);
+
+/// The bounds of a heavy connection's share, and where it starts.
+const SHARE_MIN: usize = 1024;
+const SHARE_START: usize = 16 * 1024;
 
 /// A stream that says when it is ready and then reads or writes without blocking.
 pub(crate) trait Readiness {
@@ -33,11 +52,16 @@ pub(crate) trait Readiness {
         Poll::Ready(Ok(()))
     }
 
-    /// Reads into the spare capacity of `buf` (appending, at most [`MAX_READ`] bytes) once
-    /// the stream is readable.
-    /// `Ready(Ok(0))`: the end of the stream. A read that fills less than the spare
-    /// capacity leaves the stream marked not readable until the kernel says otherwise.
-    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>>;
+    /// Reads into the spare capacity of `buf` (appending, at most `limit` and at most
+    /// [`MAX_READ`] bytes) once the stream is readable.
+    /// `Ready(Ok(0))`: the end of the stream. A read that fills less than it could
+    /// leaves the stream marked not readable until the kernel says otherwise.
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        limit: usize,
+    ) -> Poll<io::Result<usize>>;
 
     /// Writes from the front of `chunks` (one `write`, or a `writev` of several); the
     /// count may be partial.
@@ -63,6 +87,8 @@ pub(crate) async fn run<S: Readiness>(shared: Rc<Shared>, stream: Rc<S>) {
         unflushed: false,
         shutting_write: false,
         timer: ConnTimer::default(),
+        turn: None,
+        share: SHARE_START,
     };
     // Frames that arrived with the handshake (in the same read) are already buffered.
     if shared.session.borrow_mut().process().wake_recv {
@@ -82,6 +108,10 @@ struct Loop {
     shutting_write: bool,
     /// The connection's one timer.
     timer: ConnTimer,
+    /// Heavy: reads only at its turn, one share at a time.
+    turn: Option<Turn>,
+    /// A heavy connection's share: its reads' size while other heavy ones wait.
+    share: usize,
 }
 
 impl Loop {
@@ -98,12 +128,24 @@ impl Loop {
             let mut wake_send = false;
             let mut s = shared.session.borrow_mut();
 
-            // Read what is there.
+            // Read what is there: a few reads a pass, or, heavy, one share at its turn.
             let mut reads = 0;
+            let mut yield_now = false;
+            let pass_began = Instant::now();
             while s.wants_read() {
+                if let Some(turn) = &self.turn
+                    && !turn.ready(cx.waker())
+                {
+                    // Not its turn: woken when it is.
+                    break;
+                }
                 // Readiness first: a quiet connection reserves no buffer.
                 match stream.poll_read_ready(cx) {
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        // Caught up: no longer heavy.
+                        self.turn = None;
+                        break;
+                    }
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
                         happened = true;
@@ -112,12 +154,19 @@ impl Loop {
                         break;
                     }
                 }
+                let limit = if self.turn.is_some() && Turn::contended() {
+                    self.share
+                } else {
+                    MAX_READ
+                };
                 let buf = s.reserve_read();
-                let spare = (buf.capacity() - buf.len()).min(MAX_READ);
-                match stream.poll_recv(cx, buf) {
+                let spare = (buf.capacity() - buf.len()).min(MAX_READ).min(limit);
+                let read_began = Instant::now();
+                match stream.poll_recv(cx, buf, spare) {
                     Poll::Pending => {
                         // The readiness was stale: keep no buffer while waiting.
                         s.release_idle_buffer();
+                        self.turn = None;
                         break;
                     }
                     Poll::Ready(Ok(n)) => {
@@ -126,11 +175,34 @@ impl Loop {
                         if n < spare {
                             // Drained (or the end): the next read waits for readiness.
                             s.release_idle_buffer();
+                            if self.turn.is_some() {
+                                // Caught up: no longer heavy.
+                                self.turn = None;
+                            } else if pass_began.elapsed() > PASS_ALLOWANCE {
+                                // Costly all the same: its next reads are at its turn.
+                                self.turn = Some(Turn::join());
+                            }
                             break;
                         }
-                        reads += 1;
-                        if reads == READS_PER_PASS {
-                            // Fairness: let the worker's other tasks run, then go on.
+                        if let Some(turn) = &self.turn {
+                            let spent = read_began.elapsed();
+                            if spent > 2 * TURN {
+                                self.share = (self.share / 2).max(SHARE_MIN);
+                            } else if spent < TURN / 2 {
+                                self.share = (self.share * 2).min(MAX_READ);
+                            }
+                            turn.pass();
+                            yield_now = true;
+                        } else if pass_began.elapsed() > PASS_ALLOWANCE {
+                            // Costly: from now on it reads at its turn.
+                            self.turn = Some(Turn::join());
+                            yield_now = true;
+                        } else {
+                            reads += 1;
+                            yield_now = reads == READS_PER_PASS;
+                        }
+                        if yield_now {
+                            // Let the worker's other tasks run, then go on.
                             cx.waker().wake_by_ref();
                             break;
                         }
@@ -143,6 +215,10 @@ impl Loop {
                         break;
                     }
                 }
+            }
+            if !s.wants_read() {
+                // Paused or done reading: it does not hold up the heavy ones.
+                self.turn = None;
             }
 
             // Write everything queued (nothing, once the session dropped what was in
@@ -192,6 +268,7 @@ impl Loop {
                     happened = true;
                 }
                 TcpStep::Close => {
+                    self.turn = None;
                     stream.close();
                     s.finish();
                     drop(s);
@@ -215,7 +292,8 @@ impl Loop {
             }
             self.timer.arm(deadline);
             let fired = self.timer.poll_fired(cx);
-            if !(happened || fired || more) {
+            if yield_now || !(happened || fired || more) {
+                // (Having yielded, it was woken already, and goes on at its next poll.)
                 return Poll::Pending;
             }
         }

@@ -57,12 +57,17 @@ impl Readiness for TcpStream {
         TcpStream::poll_read_ready(self, cx)
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.poll_read_ready(cx))?;
             // At most MAX_READ, whatever capacity the buffer has: one read's replies
             // (pongs) are what the send queue may exceed its bound by.
-            let spare = (buf.capacity() - buf.len()).min(MAX_READ);
+            let spare = (buf.capacity() - buf.len()).min(MAX_READ).min(limit);
             let mut read = None;
             let result = self.try_io(Interest::READABLE, || {
                 let n = self.try_read_buf(&mut (&mut *buf).limit(spare))?;

@@ -105,7 +105,7 @@ run_rust() {
   step "cargo test --workspace (socket tests on io_uring)"
   WSENGINE_TEST_DRIVER=uring cargo test --workspace
   step "socket tests on the tokio driver"
-  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate
+  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness
   step "socket tests on the tokio-uring driver (the echo suite)"
   WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo --test runtime_budget
 }

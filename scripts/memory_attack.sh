@@ -29,7 +29,7 @@ trap cleanup EXIT
 
 budget_flag=(--memory-budget "$BUDGET")
 [ "$BUDGET" = 0 ] && budget_flag=(--memory-budget $((1 << 40)))
-taskset -c 0 "$BIN/bench-server" --addr "127.0.0.1:$PORT" --workers 1 --driver "${DRIVER:-auto}" "${budget_flag[@]}" >/tmp/memory_attack.server 2>&1 &
+taskset -c 0 "$BIN/bench-server" --addr "127.0.0.1:$PORT" --workers 1 --driver "${DRIVER:-auto}" "${budget_flag[@]}" --stats-every 1 >/tmp/memory_attack.server 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")
 for _ in $(seq 100); do grep -q listening /tmp/memory_attack.server && break; sleep 0.1; done
@@ -38,7 +38,7 @@ normal() {
   taskset -c 1 timeout 60 "$BIN/load" --url "ws://127.0.0.1:$PORT/" --connections 10 --size 20 \
     --duration "$1" --warmup 1 --threads 1 --json | python3 -c 'import json, sys
 d = json.load(sys.stdin)
-print("messages %d  p50 %d us  p99 %d us  errors %d" % (d["messages"], d["p50_us"], d["p99_us"], d["errors"]))'
+print("messages %d (%d/s)  p50 %d us  p99 %d us  max %d us  handshake p99 %d us  errors %d" % (d["messages"], d["messages_per_sec"], d["p50_us"], d["p99_us"], d["max_us"], d["connect_p99_us"], d["errors"]))'
 }
 echo "bench-server (budget ${BUDGET} MiB) RSS at start: $(rss) MiB"
 echo "normal client, unloaded:   $(normal 5)"
@@ -48,11 +48,11 @@ PIDS+=("$ATTACK")
 ( sleep 5; echo "normal client, under attack: $(normal 10)" ) &
 NORMAL=$!
 PIDS+=("$NORMAL")
-echo "second  RSS MiB"
+echo "second  RSS MiB  (the server's last stats line)"
 for t in $(seq 1 "$HOLD"); do
   sleep 1
   kill -0 "$SERVER" 2>/dev/null || { echo "bench-server died"; exit 1; }
-  echo "$t  $(rss)"
+  echo "$t  $(rss)  ($(grep '^stats:' /tmp/memory_attack.server | tail -1 | cut -c8-))"
 done
 wait "$NORMAL" || true
 wait "$ATTACK" || true

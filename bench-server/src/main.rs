@@ -94,6 +94,10 @@ struct Args {
     /// Seconds open connections get to close after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     shutdown_grace: f64,
+    /// Print the server's stats (open connections, bytes buffered, connections paused and
+    /// closed for memory) to stderr every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    stats_every: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -192,6 +196,22 @@ fn main() -> ExitCode {
     };
     eprintln!("bench-server: driver {}", server.driver());
     println!("listening on ws://{}", server.local_addr());
+    if let Some(every) = args.stats_every {
+        let stats = server.stats().clone();
+        let every = Duration::from_secs_f64(every.max(0.01));
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                eprintln!(
+                    "stats: open {} buffered {} MiB paused for memory {} closed for memory {}",
+                    stats.open.load(Ordering::Relaxed),
+                    stats.buffered_bytes.load(Ordering::Relaxed) >> 20,
+                    stats.paused_for_memory.load(Ordering::Relaxed),
+                    stats.closed_for_memory.load(Ordering::Relaxed),
+                );
+            }
+        });
+    }
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

@@ -211,6 +211,50 @@ fn one_byte_fragments_of_messages_never_finished_are_failed_with_1013() {
 }
 
 #[test]
+fn a_frame_dripped_a_byte_at_a_time_keeps_the_room_it_started_with() {
+    // A peer that claims a 60 MiB frame and sends it a byte at a time: the frame's room
+    // (at most 256 KiB) is reserved when it starts and must not grow by that much again
+    // at every byte (it did: 512 KiB each, twice what a dripping connection needs).
+    let _serial = one_at_a_time();
+    const CONNECTIONS: usize = 32;
+    let server = serve_echo(one_worker().memory_budget(MemoryBudget::unlimited()));
+    let addr = server.local_addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drippers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut s = raw_handshake(addr);
+                s.write_all(&frame_header(0x2, true, 60 * MIB as u64))
+                    .unwrap();
+                for _ in 0..40 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    s.write_all(b"x").unwrap();
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                s
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(600));
+    let buffered = server.stats().buffered_bytes.load(Ordering::Relaxed) as usize;
+    stop.store(true, Ordering::Relaxed);
+    let sockets: Vec<TcpStream> = drippers.into_iter().map(|d| d.join().unwrap()).collect();
+    // Each holds its frame's room (256 KiB and a little), and the budget's counter is
+    // published in 64 KiB steps.
+    let bound = CONNECTIONS * (256 + 32) * 1024 + 64 * 1024;
+    assert!(
+        buffered <= bound,
+        "{CONNECTIONS} dripping connections hold {buffered} bytes (bound {bound})"
+    );
+    assert!(buffered >= CONNECTIONS * 128 * 1024, "{buffered} bytes: not measured");
+    drop(sockets);
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
 fn an_echo_flood_to_peers_that_never_read_stays_within_the_budget() {
     let _serial = one_at_a_time();
     const PEERS: usize = 40;

@@ -413,7 +413,10 @@ impl Session {
     pub(crate) fn reserve_read(&mut self) -> &mut BytesMut {
         let want = self.read_size();
         let buf = self.conn.read_buf();
-        if buf.capacity() - buf.len() < want {
+        // Grown only when a quarter of a read's room is left: a frame that arrives a few
+        // bytes at a time (a peer that claims a large frame and drips it) must not grow
+        // the buffer by a read's size at every read.
+        if buf.capacity() - buf.len() < want.div_ceil(4) {
             buf.reserve(want);
         }
         buf
@@ -424,7 +427,8 @@ impl Session {
     /// for all of it (at most [`MAX_READ`]), so that a large frame is copied once and the
     /// buffer is not grown (and copied again) on the way.
     pub(crate) fn reserve_for(&mut self, incoming: &[u8]) {
-        let want = if self.conn.buffered() == 0 {
+        let starts = self.conn.buffered() == 0;
+        let want = if starts {
             // RSV1 allowed: this only sizes the buffer; the core checks the bits.
             match FrameHeader::decode_with_rsv(incoming, RSV1) {
                 Ok(Some((header, header_len))) => {
@@ -438,9 +442,17 @@ impl Session {
             self.conn.read_hint().min(MAX_READ)
         };
         let buf = self.conn.read_buf();
-        let want = want.max(incoming.len());
-        if buf.capacity() - buf.len() < want {
-            buf.reserve(want);
+        let spare = buf.capacity() - buf.len();
+        // A frame in progress had its room when it started: it grows only when the
+        // incoming bytes do not fit, so a frame dripped a byte at a time keeps what it
+        // started with rather than growing by the frame's room at every byte.
+        let grow = if starts {
+            spare < want
+        } else {
+            spare < incoming.len()
+        };
+        if grow {
+            buf.reserve(want.max(incoming.len()));
         }
     }
 

@@ -18,8 +18,14 @@ use super::mask::mask_copy;
 /// kernel.
 pub const INLINE_PAYLOAD_MAX: usize = 1024;
 
-/// Allocation granule of the tail buffer.
+/// The first tail buffer's size; each next one is twice the last, up to [`TAIL_MAX`].
 const TAIL_CHUNK: usize = 4096;
+
+/// The largest tail buffer. A full tail is sealed as a chunk and a new one allocated
+/// (never grown by reallocation, which doubles its capacity past what it holds): what
+/// the queue allocates stays within a frame per buffer of what it holds, so a memory
+/// budget that counts queued bytes counts the memory too.
+const TAIL_MAX: usize = 64 * 1024;
 
 /// Encoded frames in order, as chunks of bytes to write.
 #[derive(Debug, Default)]
@@ -30,6 +36,8 @@ pub struct Outgoing {
     tail: BytesMut,
     /// Bytes in `chunks` and `tail`.
     queued: usize,
+    /// The size the tail buffer was allocated with (0: none yet).
+    tail_size: usize,
 }
 
 impl Outgoing {
@@ -48,8 +56,19 @@ impl Outgoing {
     #[inline]
     fn reserve_tail(&mut self, additional: usize) {
         if self.tail.capacity() - self.tail.len() < additional {
-            self.tail.reserve(additional.max(TAIL_CHUNK));
+            self.new_tail(additional);
         }
+    }
+
+    /// Seals the tail (if it holds anything) and starts a new one with room for
+    /// `additional` bytes.
+    #[cold]
+    fn new_tail(&mut self, additional: usize) {
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.tail_size = (self.tail_size * 2).clamp(TAIL_CHUNK, TAIL_MAX);
+        self.tail = BytesMut::with_capacity(self.tail_size.max(additional));
     }
 
     /// Queues an unmasked frame. `header.mask` must be `None`.
@@ -127,6 +146,36 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].len(), 2200);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_long_queue_of_small_frames_is_held_in_bounded_buffers_in_order() {
+        // 8 MiB of 1 KiB frames for a peer that does not read: sealed buffers of at most
+        // TAIL_MAX, each filled to within a frame (a buffer grown by doubling would hold
+        // up to twice what it queues), the bytes in order.
+        let mut q = Outgoing::default();
+        let mut expected = Vec::new();
+        for i in 0..8192u32 {
+            let payload = Bytes::from(vec![i as u8; 1024]);
+            q.push(&header(1024), &payload);
+            expected.extend_from_slice(&[0x82, 126, 4, 0]);
+            expected.extend_from_slice(&payload);
+            assert!(q.tail.capacity() <= TAIL_MAX);
+        }
+        assert_eq!(q.len(), expected.len());
+        let mut out = Vec::new();
+        q.drain_into(&mut out);
+        let sealed = &out[..out.len() - 1];
+        assert!(sealed.len() >= expected.len() / TAIL_MAX);
+        for chunk in sealed {
+            assert!(chunk.len() <= TAIL_MAX);
+            assert!(
+                chunk.len() >= TAIL_CHUNK.min(TAIL_MAX) - 1028,
+                "{}",
+                chunk.len()
+            );
+        }
+        assert_eq!(out.concat(), expected);
     }
 
     #[test]

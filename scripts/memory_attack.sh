@@ -6,6 +6,7 @@
 #   scripts/memory_attack.sh                 # 300 connections x 50 MiB of 60 MiB frames
 #   MODE=fragments scripts/memory_attack.sh  # never-finished messages of 1-byte fragments
 #   MODE=drip N=2000 scripts/memory_attack.sh  # one byte per second per connection
+#   MODE=flood N=5000 scripts/memory_attack.sh # 1 KiB echoes to peers that never read
 #   BUDGET=0 ...                             # bench-server without a budget (for comparison)
 #   DRIVER=tokio ...                         # bench-server on another driver (default auto)
 #

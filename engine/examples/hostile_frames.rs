@@ -1,12 +1,13 @@
 //! A hostile client for memory tests (`scripts/memory_attack.sh`): opens N connections to
 //! a WebSocket server and, on each, starts a binary frame that claims CLAIM bytes, sends
 //! SENT bytes of it (or, with `fragments`, a message of one-byte fragments that never
-//! ends; with `drip`, one byte per second), then holds the connection open without
+//! ends; with `drip`, one byte per second; with `flood`, SENT bytes of complete 1 KiB
+//! messages whose echoes it never reads), then holds the connection open without
 //! reading for HOLD seconds. Prints, at the end, how many connections the server closed
 //! with which close code and how many it left open.
 //!
 //! ```sh
-//! cargo run --release -p wsengine --example hostile_frames -- ws://127.0.0.1:9001/ 300 62914560 52428800 30 [frame|fragments|drip]
+//! cargo run --release -p wsengine --example hostile_frames -- ws://127.0.0.1:9001/ 300 62914560 52428800 30 [frame|fragments|drip|flood]
 //! ```
 
 use std::collections::BTreeMap;
@@ -77,7 +78,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         eprintln!(
-            "usage: hostile_frames URL CONNECTIONS CLAIM SENT HOLD_SECS [frame|fragments|drip]"
+            "usage: hostile_frames URL CONNECTIONS CLAIM SENT HOLD_SECS [frame|fragments|drip|flood]"
         );
         std::process::exit(2);
     }
@@ -101,67 +102,90 @@ fn main() {
                 outcomes.clone(),
                 mode.clone(),
             );
-            std::thread::spawn(move || {
-                let what = match handshake(&addr) {
-                    Err(_) => "handshake failed".to_string(),
-                    Ok(mut s) => {
-                        let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-                        match mode.as_str() {
-                            "fragments" => {
-                                let mut first = header(0x02, 1);
-                                first.push(b'x');
-                                let _ = s.write_all(&first);
-                                let mut one = header(0x00, 1);
-                                one.push(b'x');
-                                let mut frames = Vec::with_capacity(1 << 20);
-                                while frames.len() < (1 << 20) {
-                                    frames.extend_from_slice(&one);
-                                }
-                                let mut total = 0;
-                                while total < sent && Instant::now() < until {
-                                    if s.write_all(&frames).is_err() {
-                                        break;
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let what = match handshake(&addr) {
+                        Err(_) => "handshake failed".to_string(),
+                        Ok(mut s) => {
+                            let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+                            match mode.as_str() {
+                                "fragments" => {
+                                    let mut first = header(0x02, 1);
+                                    first.push(b'x');
+                                    let _ = s.write_all(&first);
+                                    let mut one = header(0x00, 1);
+                                    one.push(b'x');
+                                    let mut frames = Vec::with_capacity(1 << 20);
+                                    while frames.len() < (1 << 20) {
+                                        frames.extend_from_slice(&one);
                                     }
-                                    total += frames.len() / one.len();
-                                }
-                            }
-                            "drip" => {
-                                let _ = s.write_all(&header(0x82, claim));
-                                while Instant::now() + Duration::from_secs(1) < until {
-                                    if s.write_all(b"x").is_err() {
-                                        break;
-                                    }
-                                    std::thread::sleep(Duration::from_secs(1));
-                                }
-                            }
-                            _ => {
-                                let _ = s.write_all(&header(0x82, claim));
-                                let mut total = 0;
-                                while total < sent && Instant::now() < until {
-                                    let n = payload.len().min(sent - total);
-                                    match s.write_all(&payload[..n]) {
-                                        Ok(()) => {}
-                                        // Not read from (paused): keep trying until the end.
-                                        Err(e)
-                                            if matches!(
-                                                e.kind(),
-                                                std::io::ErrorKind::WouldBlock
-                                                    | std::io::ErrorKind::TimedOut
-                                            ) =>
-                                        {
-                                            continue;
+                                    let mut total = 0;
+                                    while total < sent && Instant::now() < until {
+                                        if s.write_all(&frames).is_err() {
+                                            break;
                                         }
-                                        Err(_) => break,
+                                        total += frames.len() / one.len();
                                     }
-                                    total += n;
+                                }
+                                "flood" => {
+                                    // Complete 1 KiB messages as fast as the server takes
+                                    // them, its echoes never read.
+                                    let mut frame = header(0x82, 1024);
+                                    frame.extend_from_slice(&[0x5a; 1024]);
+                                    let frames: Vec<u8> = frame.repeat(64);
+                                    let mut total = 0;
+                                    while total < sent && Instant::now() < until {
+                                        match s.write_all(&frames) {
+                                            Ok(()) => total += frames.len(),
+                                            Err(e)
+                                                if matches!(
+                                                    e.kind(),
+                                                    std::io::ErrorKind::WouldBlock
+                                                        | std::io::ErrorKind::TimedOut
+                                                ) => {}
+                                            Err(_) => break,
+                                        }
+                                    }
+                                }
+                                "drip" => {
+                                    let _ = s.write_all(&header(0x82, claim));
+                                    while Instant::now() + Duration::from_secs(1) < until {
+                                        if s.write_all(b"x").is_err() {
+                                            break;
+                                        }
+                                        std::thread::sleep(Duration::from_secs(1));
+                                    }
+                                }
+                                _ => {
+                                    let _ = s.write_all(&header(0x82, claim));
+                                    let mut total = 0;
+                                    while total < sent && Instant::now() < until {
+                                        let n = payload.len().min(sent - total);
+                                        match s.write_all(&payload[..n]) {
+                                            Ok(()) => {}
+                                            // Not read from (paused): keep trying until the end.
+                                            Err(e)
+                                                if matches!(
+                                                    e.kind(),
+                                                    std::io::ErrorKind::WouldBlock
+                                                        | std::io::ErrorKind::TimedOut
+                                                ) =>
+                                            {
+                                                continue;
+                                            }
+                                            Err(_) => break,
+                                        }
+                                        total += n;
+                                    }
                                 }
                             }
+                            outcome(&mut s, until)
                         }
-                        outcome(&mut s, until)
-                    }
-                };
-                *outcomes.lock().unwrap().entry(what).or_insert(0) += 1;
-            })
+                    };
+                    *outcomes.lock().unwrap().entry(what).or_insert(0) += 1;
+                })
+                .expect("a thread per connection")
         })
         .collect();
     for t in threads {

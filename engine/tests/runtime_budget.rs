@@ -249,7 +249,10 @@ fn a_frame_dripped_a_byte_at_a_time_keeps_the_room_it_started_with() {
         buffered <= bound,
         "{CONNECTIONS} dripping connections hold {buffered} bytes (bound {bound})"
     );
-    assert!(buffered >= CONNECTIONS * 128 * 1024, "{buffered} bytes: not measured");
+    assert!(
+        buffered >= CONNECTIONS * 128 * 1024,
+        "{buffered} bytes: not measured"
+    );
     drop(sockets);
     server.shutdown(Duration::from_secs(1));
 }

@@ -213,7 +213,9 @@ fn start_read(s: &mut Session, stream: &Rc<TcpStream>) -> ReadOp {
         // earlier messages may still share) or leaving a large one with a read that may
         // wait for a long time.
         *buf = BytesMut::with_capacity(IDLE_READ);
-    } else if spare < want {
+    } else if spare < want.div_ceil(4) {
+        // Grown only below a quarter of a read's room, as `Session::reserve_read` does: a
+        // frame dripped a few bytes at a time must not grow it at every read.
         buf.reserve(want);
     }
     let buf = s.lend_read_buf();

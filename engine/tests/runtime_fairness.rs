@@ -43,15 +43,22 @@ fn flood(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, up: Arc<AtomicUsize>
     let block: Vec<u8> = std::iter::repeat_n(one(0x00), 64 * 1024 / 7)
         .flatten()
         .collect();
+    // Where the next write starts in `block`: a write that timed out may have sent part
+    // of it, and the stream must go on from there (starting the block again would cut a
+    // frame, and the server would rightly close the connection with 1002).
+    let mut at = 0;
     while !stop.load(Ordering::Relaxed) {
-        // A timed-out write (the server is busy with the others) just tries again.
-        if let Err(e) = s.write_all(&block)
-            && !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            )
-        {
-            panic!("a flooder's write failed: {e}");
+        match s.write(&block[at..]) {
+            Ok(n) => at = (at + n) % block.len(),
+            // Timed out (the server is busy with the others): try again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => panic!("a flooder's write failed: {e}"),
         }
     }
 }

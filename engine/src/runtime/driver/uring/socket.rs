@@ -381,6 +381,7 @@ impl Socket {
             match session {
                 Some(shared)
                     if st.received.is_empty()
+                        && st.unprocessed.is_none()
                         && !st.closed
                         && shared.session.borrow().wants_read() =>
                 {
@@ -389,7 +390,7 @@ impl Socket {
                         st.inline_turn = turn;
                         st.inline_spent = Duration::ZERO;
                     }
-                    let behind = st.queued || st.unprocessed.is_some();
+                    let behind = st.queued;
                     if behind || st.inline_spent > INLINE_PER_TURN {
                         // Past its allowance for the turn (or bytes of it wait already):
                         // heavy. The bytes go where they would have gone, the session's
@@ -403,8 +404,10 @@ impl Socket {
                             s.read_buf().extend_from_slice(incoming);
                         }
                         ring.bufs.borrow_mut().recycle(bid);
-                        let waiting = st.unprocessed.map_or(0, |(w, _)| w);
-                        st.unprocessed = Some((waiting + n, true));
+                        // One receive's worth: what comes after it waits in the socket
+                        // and is processed a share at a visit, so that a visit's replies
+                        // (pongs) stay within what one read may add to the send queue.
+                        st.unprocessed = Some((n, true));
                         if !st.heavy {
                             st.heavy = true;
                             self.cancel_recv(ring, &mut st);
@@ -439,8 +442,8 @@ impl Socket {
                     return;
                 }
                 _ => {
-                    // The handshake's bytes, or a session's while it is paused (or after
-                    // bytes that came while it was): kept for later, unprocessed.
+                    // The handshake's bytes, or a session's while it is paused or has
+                    // bytes waiting already: kept for later, unprocessed.
                     st.received
                         .extend_from_slice(ring.bufs.borrow().filled(bid, n));
                     ring.bufs.borrow_mut().recycle(bid);

@@ -8,14 +8,16 @@
 //! ```
 //!
 //! With `deflate` the checks run a third time offering permessage-deflate (context
-//! takeover, every message compressed), which the server must accept.
+//! takeover, every message compressed), which the server must accept. Over `wss://` the
+//! server's certificate is verified against the PEM file in `WSENGINE_CA` (a test CA),
+//! or Mozilla's roots without it.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use wsengine::proto::extensions::DeflateConfig;
-use wsengine::runtime::{ConnectOptions, Driver, Error, start_with};
+use wsengine::runtime::{ClientTls, ConnectOptions, Driver, Error, start_with};
 use wsengine::{CloseCode, Message};
 
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
@@ -33,6 +35,9 @@ fn text(len: usize) -> String {
 
 async fn check(url: &str, fragment: Option<usize>, deflate: bool) -> Result<usize, String> {
     let mut options = ConnectOptions::default();
+    if let Ok(ca) = std::env::var("WSENGINE_CA") {
+        options.tls = Some(ClientTls::from_ca_pem_file(ca).map_err(|e| e.to_string())?);
+    }
     options.socket.protocol.fragment_size = fragment;
     if deflate {
         options.socket.protocol.deflate = DeflateConfig::enabled();

@@ -1,5 +1,5 @@
-//! The client: connect to a `ws://` URL and get the same [`WebSocket`] handle as the
-//! server, in the client role (frames masked, RFC 6455 §5.3).
+//! The client: connect to a `ws://` or `wss://` URL and get the same [`WebSocket`]
+//! handle as the server, in the client role (frames masked, RFC 6455 §5.3).
 //!
 //! Runs inside one of our runtimes, on its driver: [`start`](super::uring::start) one on
 //! this thread (io_uring, or tokio where the kernel refuses rings), or call it from a
@@ -15,10 +15,11 @@ use super::driver::Transport;
 use super::error::Error;
 use super::executor::Driver;
 use super::executor::current_driver;
-use super::handshake_io::{read_more, write_all};
+use super::handshake_io::HandshakeIo;
 use super::options::SocketOptions;
 use super::session::Session;
 use super::socket::{Shared, WebSocket};
+use super::tls::ClientTls;
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{ClientRequest, HandshakeLimits, Response};
 use crate::proto::role::Role;
@@ -43,6 +44,12 @@ pub struct ConnectOptions {
     pub local_addr: Option<IpAddr>,
     /// Per-connection settings.
     pub socket: SocketOptions,
+    /// TLS for `wss://` URLs: whom to trust, a client certificate. Default (`None`):
+    /// [`ClientTls::default`], Mozilla's roots (`webpki-roots`). Not used for `ws://`.
+    pub tls: Option<ClientTls>,
+    /// The name to ask for (SNI) and to verify the certificate against, instead of the
+    /// URL's host (connecting to an address, e.g. through a tunnel). Default none.
+    pub tls_server_name: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -55,41 +62,43 @@ impl Default for ConnectOptions {
             handshake_timeout: Duration::from_secs(10),
             local_addr: None,
             socket: SocketOptions::default(),
+            tls: None,
+            tls_server_name: None,
         }
     }
 }
 
-/// Connects to `url` (`ws://host[:port][/path][?query]`) with default options.
+/// Connects to `url` (`ws://` or `wss://host[:port][/path][?query]`) with default
+/// options.
 pub async fn connect(url: &str) -> Result<(WebSocket, Response), Error> {
     ConnectOptions::default().connect(url).await
 }
 
-/// The parts of a `ws://` URL the handshake needs.
+/// The parts of a `ws://` or `wss://` URL the handshake needs.
 struct Target {
     addr: SocketAddr,
+    /// The host as named in the URL (brackets off an IPv6 address).
+    host: String,
     host_header: String,
     resource: String,
+    secure: bool,
 }
 
 fn parse_url(url: &str) -> Result<Target, Error> {
     let parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
-    match parsed.scheme() {
-        "ws" => {}
-        "wss" => {
-            return Err(Error::InvalidUrl(format!(
-                "{url}: wss:// needs TLS, which this engine does not do; terminate TLS in front"
-            )));
-        }
+    let secure = match parsed.scheme() {
+        "ws" => false,
+        "wss" => true,
         other => {
             return Err(Error::InvalidUrl(format!(
-                "{url}: scheme {other}, expected ws"
+                "{url}: scheme {other}, expected ws or wss"
             )));
         }
-    }
+    };
     let host = parsed
         .host_str()
         .ok_or_else(|| Error::InvalidUrl(format!("{url}: no host")))?;
-    let port = parsed.port().unwrap_or(80);
+    let port = parsed.port().unwrap_or(if secure { 443 } else { 80 });
     let lookup_host = host.trim_start_matches('[').trim_end_matches(']');
     let addr = (lookup_host, port)
         .to_socket_addrs()
@@ -107,8 +116,10 @@ fn parse_url(url: &str) -> Result<Target, Error> {
     }
     Ok(Target {
         addr,
+        host: lookup_host.to_string(),
         host_header,
         resource,
+        secure,
     })
 }
 
@@ -166,8 +177,20 @@ impl ConnectOptions {
     ) -> Result<(WebSocket, Response), Error> {
         let _ = stream.set_nodelay();
         let stream = Rc::new(stream);
+        let mut io = if target.secure {
+            let name = self.tls_server_name.as_deref().unwrap_or(&target.host);
+            let name = rustls::pki_types::ServerName::try_from(name.to_string())
+                .map_err(|e| Error::InvalidUrl(format!("{name}: not a TLS server name: {e}")))?;
+            let layer = match &self.tls {
+                Some(tls) => tls.connect(name)?,
+                None => ClientTls::default().connect(name)?,
+            };
+            HandshakeIo::tls(&*stream, layer)
+        } else {
+            HandshakeIo::plain(&*stream)
+        };
         let handshake =
-            tokio::time::timeout(self.handshake_timeout, self.handshake(&*stream, &target)).await;
+            tokio::time::timeout(self.handshake_timeout, self.handshake(&mut io, &target)).await;
         let (response, leftover) = match handshake {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
@@ -181,7 +204,10 @@ impl ConnectOptions {
         };
         let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover)
             .with_deflate(response.deflate());
-        let session = Session::new(conn, Rc::new(self.socket.clone()));
+        let mut session = Session::new(conn, Rc::new(self.socket.clone()));
+        if let Some(layer) = io.into_tls() {
+            session = session.with_tls(layer);
+        }
         let shared = Rc::new(Shared::new(session, target.addr));
         tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
         Ok((WebSocket::new(shared, Role::Client), response))
@@ -205,9 +231,10 @@ impl ConnectOptions {
 
     async fn handshake<T: Transport>(
         &self,
-        stream: &T,
+        io: &mut HandshakeIo<'_, T>,
         target: &Target,
     ) -> Result<(Response, BytesMut), Error> {
+        io.tls_handshake(false).await?;
         let mut request = ClientRequest::new(&target.host_header, &target.resource)
             .deflate(self.socket.protocol.deflate.clone());
         for protocol in &self.protocols {
@@ -222,10 +249,10 @@ impl ConnectOptions {
         let (bytes, mut parser) = request
             .build(HandshakeLimits::default())
             .map_err(Error::ClientHandshake)?;
-        write_all(stream, bytes).await?;
+        io.write_all(bytes).await?;
         let mut buf = BytesMut::new();
         loop {
-            if !read_more(stream, &mut buf).await? {
+            if !io.read_more(&mut buf).await? {
                 return Err(Error::Closed(crate::proto::close::CloseFrame {
                     code: crate::proto::close::CloseCode::ABNORMAL,
                     reason: crate::proto::message::Utf8Bytes::from_static(

@@ -26,10 +26,17 @@ pub enum Error {
     ClientHandshake(ClientHandshakeError),
     /// A deadline passed: connecting, the opening handshake, or the close handshake.
     Timeout(&'static str),
-    /// The URL given to the client is not a usable `ws://` URL.
+    /// The URL given to the client is not a usable `ws://` or `wss://` URL.
     InvalidUrl(String),
     /// The kernel refused to create an io_uring instance.
     UringUnavailable(io::Error),
+    /// The TLS layer failed: the peer's certificate was refused (expired, another name,
+    /// an unknown issuer: see [`rustls::CertificateError`]), the TLS handshake failed, or
+    /// a record was corrupt. The alert went out; the connection is over (1006).
+    Tls(rustls::Error),
+    /// A certificate, key or root file could not be read, or they do not form a valid
+    /// TLS configuration.
+    TlsConfig(String),
     /// An IO error on the socket.
     Io(io::Error),
 }
@@ -56,6 +63,8 @@ impl fmt::Display for Error {
                  Kubernetes), with the sysctl kernel.io_uring_disabled set, or on kernels \
                  older than 5.11"
             ),
+            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::TlsConfig(why) => write!(f, "TLS configuration: {why}"),
             Error::Io(e) => write!(f, "IO error: {e}"),
         }
     }
@@ -68,6 +77,7 @@ impl std::error::Error for Error {
             Error::Send(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::ClientHandshake(e) => Some(e),
+            Error::Tls(e) => Some(e),
             Error::UringUnavailable(e) | Error::Io(e) => Some(e),
             _ => None,
         }
@@ -89,5 +99,11 @@ impl From<SendError> for Error {
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
+    }
+}
+
+impl From<rustls::Error> for Error {
+    fn from(e: rustls::Error) -> Self {
+        Error::Tls(e)
     }
 }

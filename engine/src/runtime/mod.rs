@@ -12,7 +12,8 @@
 //! | [`budget`] | the server's memory budget for buffered bytes, a part per worker |
 //! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
-//! | [`client`] | connecting to a `ws://` URL |
+//! | [`client`] | connecting to a `ws://` or `wss://` URL |
+//! | [`tls`] | TLS for both roles: the configurations, and the record layer inside the session |
 //! | [`uring`] | the tokio-uring driver's runtime, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
 //! | `upgrade` | taking over an upgrade request in a hyper or axum service (feature `hyper`) |
@@ -30,6 +31,7 @@ pub mod options;
 pub mod server;
 mod session;
 pub mod socket;
+pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 pub mod uring;
@@ -42,4 +44,5 @@ pub use options::SocketOptions;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
 pub use session::WireBytes;
 pub use socket::WebSocket;
+pub use tls::{ClientTls, ServerTls};
 pub use uring::{UringRuntime, start};

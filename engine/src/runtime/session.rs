@@ -23,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use super::budget::{RECHECK, WorkerBudget};
 use super::error::Error;
 use super::options::SocketOptions;
+use super::tls::{Fed, TlsLayer};
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::connection::{Connection, Event, State};
 use crate::proto::error::{ProtocolError, SendError};
@@ -54,6 +55,8 @@ pub(crate) enum End {
     Stalled,
     /// Paused for the memory budget longer than its wait: failed with 1013.
     OutOfMemory,
+    /// The TLS layer failed (a corrupt record, an alert from the peer): 1006.
+    Tls(rustls::Error),
 }
 
 impl End {
@@ -78,6 +81,7 @@ impl End {
                 code: CloseCode::TRY_AGAIN_LATER,
                 reason: Utf8Bytes::from_static(MEMORY_REASON),
             }),
+            End::Tls(e) => Error::Tls(e.clone()),
         }
     }
 }
@@ -152,7 +156,25 @@ pub(crate) struct Session {
     wire: WireBytes,
     /// The worker's memory budget and this connection's charge against it.
     memory: Option<Charge>,
+    /// A `wss://` connection's TLS layer: the driver's bytes are ciphertext.
+    tls: Option<Box<SessionTls>>,
 }
+
+/// A TLS connection's part of the session: reads land in `cipher` and are decrypted into
+/// the core's receive buffer; what the core queues is sealed into records at
+/// [`Session::take_transmit`].
+#[derive(Debug)]
+struct SessionTls {
+    layer: TlsLayer,
+    /// The receive buffer the driver reads ciphertext into; emptied at every read.
+    cipher: BytesMut,
+    /// The core's plaintext chunks of one write batch (kept for its allocation).
+    batch: Vec<Bytes>,
+}
+
+/// What a TLS connection holds besides its buffers, roughly (rustls's connection state,
+/// measured with `scripts/idle_memory.sh`; its buffers come and go with the traffic).
+const TLS_STATE: usize = 4 * 1024;
 
 /// A session's part in its worker's memory budget.
 #[derive(Debug)]
@@ -204,6 +226,47 @@ fn with_streams<R>(f: impl FnOnce(&mut StreamPool) -> R) -> R {
     STREAMS.with(|pool| f(&mut pool.borrow_mut()))
 }
 
+/// Makes room in the core's receive buffer for `incoming` bytes about to be copied in:
+/// when a frame starts in them, room for all of it (at most [`MAX_READ`]).
+fn reserve_frame(conn: &mut Connection, incoming: &[u8]) {
+    let starts = conn.buffered() == 0;
+    let want = if starts {
+        // RSV1 allowed: this only sizes the buffer; the core checks the bits.
+        match FrameHeader::decode_with_rsv(incoming, RSV1) {
+            Ok(Some((header, header_len))) => {
+                (header_len as u64 + header.payload_len).min(MAX_READ as u64) as usize
+            }
+            _ => incoming.len(),
+        }
+    } else {
+        // Room for what the frame still needs, but never its whole claimed size at
+        // once: the buffer grows as the bytes arrive.
+        conn.read_hint().min(MAX_READ)
+    };
+    let buf = conn.read_buf();
+    let spare = buf.capacity() - buf.len();
+    // A frame in progress had its room when it started: it grows only when the
+    // incoming bytes do not fit, so a frame dripped a byte at a time keeps what it
+    // started with rather than growing by the frame's room at every byte.
+    let grow = if starts {
+        spare < want
+    } else {
+        spare < incoming.len()
+    };
+    if grow {
+        buf.reserve(want.max(incoming.len()));
+    }
+}
+
+/// Whether the connection ended with a close frame of ours on the wire (the closing
+/// handshake, or a failure we announced): its TCP connection is ended in order.
+fn ended_cleanly(end: &Option<End>) -> bool {
+    matches!(
+        end,
+        Some(End::Closed(_) | End::Protocol(_) | End::OutOfMemory)
+    )
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         self.release_charge();
@@ -232,7 +295,20 @@ impl Session {
             pooled,
             wire: WireBytes::default(),
             memory: None,
+            tls: None,
         }
+    }
+
+    /// This session over TLS: the driver's bytes are ciphertext, the core's plaintext.
+    /// `layer` has completed its handshake (with the opening handshake through it).
+    pub(crate) fn with_tls(mut self, layer: TlsLayer) -> Self {
+        self.tls = Some(Box::new(SessionTls {
+            layer,
+            cipher: BytesMut::new(),
+            batch: Vec::new(),
+        }));
+        self.account();
+        self
     }
 
     /// This session with a part in `budget` (our server's connections): what it holds is
@@ -257,13 +333,26 @@ impl Session {
     /// deflate), its unread messages and its send queue.
     fn held(&self) -> usize {
         let lent = self.memory.as_ref().map_or(0, |m| m.lent);
-        self.conn.buffered_memory() + self.inbox_bytes + self.queued() + lent
+        let tls = self
+            .tls
+            .as_ref()
+            .map_or(0, |t| TLS_STATE + t.cipher.capacity());
+        self.conn.buffered_memory() + self.inbox_bytes + self.queued() + lent + tls
+    }
+
+    /// The buffer the driver reads into: the core's receive buffer, or the ciphertext
+    /// buffer over TLS.
+    fn wire_buf(&mut self) -> &mut BytesMut {
+        match &mut self.tls {
+            Some(tls) => &mut tls.cipher,
+            None => self.conn.read_buf(),
+        }
     }
 
     /// Takes the receive buffer for a read that owns it while in flight (tokio-uring);
     /// its capacity stays charged until [`return_read_buf`](Self::return_read_buf).
     pub(crate) fn lend_read_buf(&mut self) -> BytesMut {
-        let buf = std::mem::take(self.conn.read_buf());
+        let buf = std::mem::take(self.wire_buf());
         if let Some(m) = &mut self.memory {
             m.lent = buf.capacity();
         }
@@ -272,7 +361,7 @@ impl Session {
 
     /// Puts back the buffer a read owned, before [`on_read`](Self::on_read).
     pub(crate) fn return_read_buf(&mut self, buf: BytesMut) {
-        *self.conn.read_buf() = buf;
+        *self.wire_buf() = buf;
         if let Some(m) = &mut self.memory {
             m.lent = 0;
         }
@@ -403,16 +492,16 @@ impl Session {
     }
 
     /// The receive buffer, to read into its spare capacity (no copy: single-frame
-    /// messages become views of it).
+    /// messages become views of it). Over TLS, the ciphertext buffer.
     pub(crate) fn read_buf(&mut self) -> &mut BytesMut {
-        self.conn.read_buf()
+        self.wire_buf()
     }
 
     /// The receive buffer with at least [`read_size`](Self::read_size) bytes of spare
     /// capacity, for a readiness driver that reads only when bytes are there.
     pub(crate) fn reserve_read(&mut self) -> &mut BytesMut {
         let want = self.read_size();
-        let buf = self.conn.read_buf();
+        let buf = self.wire_buf();
         // Grown only when a quarter of a read's room is left: a frame that arrives a few
         // bytes at a time (a peer that claims a large frame and drips it) must not grow
         // the buffer by a read's size at every read.
@@ -427,32 +516,10 @@ impl Session {
     /// for all of it (at most [`MAX_READ`]), so that a large frame is copied once and the
     /// buffer is not grown (and copied again) on the way.
     pub(crate) fn reserve_for(&mut self, incoming: &[u8]) {
-        let starts = self.conn.buffered() == 0;
-        let want = if starts {
-            // RSV1 allowed: this only sizes the buffer; the core checks the bits.
-            match FrameHeader::decode_with_rsv(incoming, RSV1) {
-                Ok(Some((header, header_len))) => {
-                    (header_len as u64 + header.payload_len).min(MAX_READ as u64) as usize
-                }
-                _ => incoming.len(),
-            }
-        } else {
-            // Room for what the frame still needs, but never its whole claimed size at
-            // once: the buffer grows as the bytes arrive.
-            self.conn.read_hint().min(MAX_READ)
-        };
-        let buf = self.conn.read_buf();
-        let spare = buf.capacity() - buf.len();
-        // A frame in progress had its room when it started: it grows only when the
-        // incoming bytes do not fit, so a frame dripped a byte at a time keeps what it
-        // started with rather than growing by the frame's room at every byte.
-        let grow = if starts {
-            spare < want
-        } else {
-            spare < incoming.len()
-        };
-        if grow {
-            buf.reserve(want.max(incoming.len()));
+        match &mut self.tls {
+            // Ciphertext: it is decrypted (and the buffer emptied) at every read.
+            Some(tls) => tls.cipher.reserve(incoming.len()),
+            None => reserve_frame(&mut self.conn, incoming),
         }
     }
 
@@ -469,13 +536,49 @@ impl Session {
         if filled {
             self.read_size = (self.read_size * 2).min(MAX_READ);
         }
+        let mut peer_closed = false;
+        if let Some(tls) = &mut self.tls {
+            let conn = &mut self.conn;
+            let receiving = conn.is_receiving();
+            let fed = tls.layer.feed(&tls.cipher, |plain| {
+                // After the peer's close frame, plaintext is only looked through for
+                // the end of the stream.
+                if receiving {
+                    reserve_frame(conn, plain);
+                    conn.read_buf().extend_from_slice(plain);
+                }
+            });
+            tls.cipher.clear();
+            match fed {
+                Ok(Fed::Open) => {}
+                Ok(Fed::PeerClosed) => peer_closed = true,
+                Err(e) => {
+                    // The alert goes out at the next take_transmit; nothing more is read.
+                    self.read_closed = true;
+                    self.conn.abort();
+                    self.set_end(End::Tls(e));
+                    self.account();
+                    return Received { wake_recv: true };
+                }
+            }
+        }
         if !self.conn.is_receiving() {
             // After the peer's close frame (or a protocol error): read only to see its FIN.
             self.conn.read_buf().clear();
+            if peer_closed {
+                self.on_read_end(None);
+            }
             self.account();
-            return Received::default();
+            return Received {
+                wake_recv: peer_closed,
+            };
         }
-        let received = self.process();
+        let mut received = self.process();
+        if peer_closed {
+            // The peer's close_notify: its end of the stream, as a FIN is without TLS.
+            self.on_read_end(None);
+            received.wake_recv = true;
+        }
         self.account();
         received
     }
@@ -541,6 +644,13 @@ impl Session {
             *buf = BytesMut::new();
             self.account();
         }
+        if let Some(tls) = &mut self.tls
+            && tls.cipher.capacity() > 0
+            && (!self.last_read_filled || tls.cipher.capacity() > 2 * read_size)
+        {
+            tls.cipher = BytesMut::new();
+            self.account();
+        }
     }
 
     // ---- the driver's side: writing ------------------------------------------------------
@@ -553,7 +663,20 @@ impl Session {
             self.conn.hold_close(!self.inbox.is_empty());
         }
         let before = out.len();
-        self.conn.drain_transmit(out);
+        match &mut self.tls {
+            None => self.conn.drain_transmit(out),
+            Some(tls) => {
+                tls.batch.clear();
+                self.conn.drain_transmit(&mut tls.batch);
+                // After the closing handshake (or the close frame of a failure), our
+                // close_notify, before our FIN.
+                let notify = ended_cleanly(&self.end)
+                    && self.conn.is_closed()
+                    && !self.conn.wants_transmit();
+                tls.layer.seal(&tls.batch, notify, out);
+                tls.batch.clear();
+            }
+        }
         self.in_flight += out[before..].iter().map(Bytes::len).sum::<usize>();
         self.account();
     }
@@ -659,14 +782,12 @@ impl Session {
         if self.finished {
             return TcpStep::Close;
         }
-        if !self.conn.is_closed() || self.in_flight > 0 || self.conn.wants_transmit() {
+        let tls_pending = self.tls.as_ref().is_some_and(|t| t.layer.wants_write());
+        if !self.conn.is_closed() || self.in_flight > 0 || self.conn.wants_transmit() || tls_pending
+        {
             return TcpStep::Run;
         }
-        let clean = matches!(
-            self.end,
-            Some(End::Closed(_) | End::Protocol(_) | End::OutOfMemory)
-        );
-        if !clean || self.read_closed || self.linger == Linger::Over {
+        if !ended_cleanly(&self.end) || self.read_closed || self.linger == Linger::Over {
             return TcpStep::Close;
         }
         if self.linger == Linger::No {
@@ -1163,5 +1284,127 @@ mod tests {
             proptest::prop_assert_eq!(stats.paused_for_memory.load(Ordering::Relaxed), 0);
             proptest::prop_assert_eq!(stats.buffered_bytes.load(Ordering::Relaxed), 0);
         }
+    }
+
+    /// A TLS client layer and a server session over TLS, their handshake done in memory.
+    fn tls_pair() -> (TlsLayer, Session) {
+        use crate::runtime::tls::{ClientTls, ServerTls};
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = made.cert.pem();
+        let server_tls =
+            ServerTls::from_pem(cert.as_bytes(), made.signing_key.serialize_pem().as_bytes())
+                .unwrap();
+        let client_tls = ClientTls::from_ca_pem(cert.as_bytes()).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = client_tls.connect(name).unwrap();
+        let mut server = server_tls.accept().unwrap();
+        for _ in 0..10 {
+            let to_server = client.take_records_vec();
+            server.feed(&to_server, |_| panic!("plaintext")).unwrap();
+            let to_client = server.take_records_vec();
+            client.feed(&to_client, |_| panic!("plaintext")).unwrap();
+            if !client.is_handshaking() && !server.is_handshaking() && !client.wants_write() {
+                break;
+            }
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        let session = session(SocketOptions::default()).with_tls(server);
+        (client, session)
+    }
+
+    /// Messages as the client's records: each frame sealed on its own (a record each), a
+    /// close last.
+    fn client_records(client: &mut TlsLayer) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for frame in [
+            client_frame(0x1, "héllo".as_bytes()),
+            client_frame(0x2, &[7u8; 1000]),
+            client_frame(0x1, b"third"),
+            client_frame(0x8, b""),
+        ] {
+            wire.extend(client.seal_vec(&frame));
+        }
+        wire
+    }
+
+    fn inbox(s: &mut Session) -> Vec<Message> {
+        std::iter::from_fn(|| s.recv().0.and_then(Result::ok)).collect()
+    }
+
+    #[test]
+    fn tls_records_decrypt_into_the_same_messages_at_every_split() {
+        let expected = vec![
+            Message::text("héllo"),
+            Message::binary(vec![7u8; 1000]),
+            Message::text("third"),
+        ];
+        let (mut client, _) = tls_pair();
+        let len = client_records(&mut client).len();
+        for cut in 0..=len {
+            let (mut client, mut s) = tls_pair();
+            let wire = client_records(&mut client);
+            for piece in [&wire[..cut], &wire[cut..]] {
+                if !piece.is_empty() {
+                    deliver(&mut s, piece);
+                }
+            }
+            assert_eq!(inbox(&mut s), expected, "split at {cut} of {len}");
+            assert!(s.is_ended(), "split at {cut}: the close frame came");
+        }
+    }
+
+    #[test]
+    fn the_close_reply_leaves_in_a_record_followed_by_close_notify() {
+        let (mut client, mut s) = tls_pair();
+        let wire = client_records(&mut client);
+        deliver(&mut s, &wire);
+        assert_eq!(inbox(&mut s).len(), 3);
+        let out = written(&mut s);
+        let mut plain = Vec::new();
+        let fed = client.feed(&out, |p| plain.extend_from_slice(p)).unwrap();
+        // Our close frame (1000), then close_notify: the peer sees the end of TLS.
+        assert_eq!(plain, [0x88, 0x02, 0x03, 0xe8]);
+        assert_eq!(fed, Fed::PeerClosed);
+        assert_eq!(s.tcp_step(), TcpStep::ShutdownWrite);
+    }
+
+    #[test]
+    fn a_corrupt_record_ends_the_session_with_the_tls_error_and_an_alert() {
+        let (mut client, mut s) = tls_pair();
+        let mut wire = client.seal_vec(&client_frame(0x1, b"tampered"));
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        assert!(deliver(&mut s, &wire).wake_recv);
+        assert!(matches!(s.recv().0, Some(Err(Error::Tls(_)))));
+        assert!(!s.wants_read());
+        // The alert goes out, then the socket is closed.
+        let out = written(&mut s);
+        let alert = client.feed(&out, |_| panic!("plaintext"));
+        assert!(
+            matches!(alert, Err(rustls::Error::AlertReceived(_))),
+            "{alert:?}"
+        );
+        assert_eq!(s.tcp_step(), TcpStep::Close);
+    }
+
+    #[test]
+    fn many_small_frames_of_one_turn_leave_as_one_record() {
+        let (mut client, mut s) = tls_pair();
+        for i in 0..100 {
+            s.try_send(&Message::text(format!("message {i}"))).unwrap();
+        }
+        let out = written(&mut s);
+        // One application-data record: a 5-byte header and its length covers it all.
+        assert_eq!(out[0], 0x17);
+        let record_len = u16::from_be_bytes([out[3], out[4]]) as usize;
+        assert_eq!(5 + record_len, out.len(), "one record");
+        let mut plain = Vec::new();
+        client.feed(&out, |p| plain.extend_from_slice(p)).unwrap();
+        assert_eq!(
+            plain.len(),
+            (0..100)
+                .map(|i| 2 + format!("message {i}").len())
+                .sum::<usize>()
+        );
     }
 }

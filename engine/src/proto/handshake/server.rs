@@ -36,6 +36,13 @@ impl ServerHandshake {
     /// `buf`; what remains are the first frames. `Err`: answer with
     /// [`HandshakeError::to_response`] and close.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, HandshakeError> {
+        // A TLS record (content type 22, a ClientHello) where a request line belongs: a
+        // wss:// client on a plain port gets its answer now, not at the head limit.
+        if buf.first() == Some(&TLS_HANDSHAKE_RECORD) {
+            return Err(HandshakeError::Malformed(
+                "a TLS handshake on a plain-text port (use ws://, or wss:// on a TLS port)",
+            ));
+        }
         let Some(head_len) = find_head_end(buf, &mut self.scanned) else {
             if buf.len() > self.limits.max_head_bytes {
                 return Err(HandshakeError::HeadTooLarge);
@@ -69,6 +76,7 @@ impl ServerHandshake {
             headers,
             target,
             key: String::new(),
+            tls_server_name: None,
         };
         // RFC 6455 §4.2.1: the request MUST be a valid HTTP/1.1 GET.
         if !method_ok {
@@ -93,12 +101,17 @@ fn error_name(e: httparse::Error) -> &'static str {
     }
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// A valid upgrade request, for the application to accept or reject.
 #[derive(Debug, Clone)]
 pub struct Request {
     headers: Headers,
     target: Range<usize>,
     key: String,
+    /// The TLS SNI name, set by the runtime for a connection that came over TLS.
+    tls_server_name: Option<String>,
 }
 
 impl Request {
@@ -135,6 +148,18 @@ impl Request {
         // Base64 is ASCII.
         self.key = String::from_utf8_lossy(key).into_owned();
         Ok(self)
+    }
+
+    /// The TLS SNI name the client asked for, when the connection came over TLS and the
+    /// client sent one (browsers do for names, never for IP addresses).
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.tls_server_name.as_deref()
+    }
+
+    /// Records the TLS SNI name the request came with (the runtime's TLS layer, or an
+    /// application that terminates TLS itself and parses with [`ServerHandshake`]).
+    pub fn set_tls_server_name(&mut self, name: Option<String>) {
+        self.tls_server_name = name;
     }
 
     /// The request target as sent: path and query.

@@ -10,7 +10,7 @@ use super::{HandshakeHook, ServerShared};
 use crate::proto::extensions::DeflateConfig;
 use crate::proto::handshake::{Accept, Accepted, Request, ServerHandshake};
 use crate::runtime::driver::Transport;
-use crate::runtime::handshake_io::read_more;
+use crate::runtime::handshake_io::HandshakeIo;
 
 /// Answers a parsed upgrade request: `Ok` with the 101 response and the
 /// permessage-deflate parameters agreed, or `Err` with the refusal the hook (or the
@@ -31,21 +31,26 @@ pub(crate) fn answer(
         .map_err(|e| e.to_response())
 }
 
-/// Reads and answers the upgrade request. `Err(Some(response))`: reject with that HTTP
-/// response; `Err(None)`: the peer went away.
+/// Runs the TLS handshake (over TLS), then reads and answers the upgrade request.
+/// `Err(Some(response))`: reject with that HTTP response; `Err(None)`: the peer went
+/// away, or TLS failed (its alert went out).
 pub(crate) async fn handshake<T: Transport>(
-    stream: &T,
+    io: &mut HandshakeIo<'_, T>,
     shared: &ServerShared,
 ) -> Result<(Request, Accepted, BytesMut), Option<Vec<u8>>> {
+    io.tls_handshake(true).await.map_err(|_| None)?;
     let mut parser = ServerHandshake::new(shared.handshake_limits.clone());
     let mut buf = BytesMut::new();
     let request = loop {
-        match read_more(stream, &mut buf).await {
+        match io.read_more(&mut buf).await {
             Ok(true) => {}
             Ok(false) | Err(_) => return Err(None),
         }
         match parser.parse(&mut buf) {
-            Ok(Some(request)) => break request,
+            Ok(Some(mut request)) => {
+                request.set_tls_server_name(io.server_name());
+                break request;
+            }
             Ok(None) => continue,
             Err(e) => return Err(Some(e.to_response())),
         }

@@ -28,6 +28,7 @@ use crate::runtime::executor::Driver;
 use crate::runtime::executor::resolve;
 use crate::runtime::options::SocketOptions;
 use crate::runtime::socket::WebSocket;
+use crate::runtime::tls::ServerTls;
 use crate::runtime::uring::DEFAULT_RING_ENTRIES;
 mod accept;
 mod listener;
@@ -82,6 +83,8 @@ pub(crate) struct ServerShared {
     pub(crate) receive_buffers: (u16, usize),
     pub(crate) memory_budget: MemoryBudget,
     pub(crate) workers: usize,
+    /// `wss://`: every connection's TLS configuration.
+    pub(crate) tls: Option<ServerTls>,
 }
 
 /// Configures and starts a [`Server`].
@@ -100,6 +103,7 @@ pub struct ServerBuilder {
     receive_buffers: (u16, usize),
     memory_budget: MemoryBudget,
     on_handshake: Option<Arc<HandshakeHook>>,
+    tls: Option<ServerTls>,
 }
 
 /// A WebSocket server on io_uring. Start one with [`Server::builder`].
@@ -123,11 +127,21 @@ impl Server {
             receive_buffers: (256, 16 * 1024),
             memory_budget: MemoryBudget::default(),
             on_handshake: None,
+            tls: None,
         }
     }
 }
 
 impl ServerBuilder {
+    /// Serve `wss://`: every connection speaks TLS with `tls`'s configuration (keep a
+    /// clone to [`replace`](ServerTls::replace) the certificate while the server runs).
+    /// The TLS handshake counts against the [handshake timeout](Self::handshake_timeout);
+    /// a plain HTTP request gets a 400 in the clear. Default: plain `ws://`.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Worker threads. Default: the number of CPUs.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
@@ -249,6 +263,7 @@ impl ServerBuilder {
             receive_buffers: self.receive_buffers,
             memory_budget: self.memory_budget,
             workers: self.workers,
+            tls: self.tls,
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);
         let (ready_tx, ready_rx) = mpsc::channel();

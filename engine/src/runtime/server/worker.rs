@@ -25,7 +25,7 @@ use crate::runtime::driver::{Acceptor, Transport};
 use crate::runtime::error::Error;
 use crate::runtime::executor::Driver;
 use crate::runtime::executor::LocalRuntime;
-use crate::runtime::handshake_io::write_all;
+use crate::runtime::handshake_io::HandshakeIo;
 use crate::runtime::notify::LocalNotify;
 use crate::runtime::options::SocketOptions;
 use crate::runtime::session::Session;
@@ -269,12 +269,22 @@ async fn connection<T: Transport>(
         None => return,
     };
     let _ = stream.set_nodelay();
-    let handshake = tokio::time::timeout(shared.handshake_timeout, handshake(&*stream, &shared));
+    let mut io = match &shared.tls {
+        None => HandshakeIo::plain(&*stream),
+        Some(tls) => match tls.accept() {
+            Ok(layer) => HandshakeIo::tls(&*stream, layer),
+            Err(_) => {
+                reject(id, &*stream, &registry, &shared);
+                return;
+            }
+        },
+    };
+    let handshake = tokio::time::timeout(shared.handshake_timeout, handshake(&mut io, &shared));
     let (request, accepted, leftover) = match handshake.await {
         Ok(Ok(done)) => done,
         Ok(Err(rejection)) => {
             if let Some(response) = rejection {
-                let _ = write_all(&*stream, response).await;
+                let _ = io.write_all(response).await;
             }
             reject(id, &*stream, &registry, &shared);
             return;
@@ -286,11 +296,11 @@ async fn connection<T: Transport>(
     };
     if registry.shutting_down.get() || registry.open.get() >= shared.max_connections_per_worker {
         let response = Reject::new(503, "server at capacity or shutting down").to_response();
-        let _ = write_all(&*stream, response).await;
+        let _ = io.write_all(response).await;
         reject(id, &*stream, &registry, &shared);
         return;
     }
-    if write_all(&*stream, accepted.response).await.is_err() {
+    if io.write_all(accepted.response).await.is_err() {
         reject(id, &*stream, &registry, &shared);
         return;
     }
@@ -303,7 +313,10 @@ async fn connection<T: Transport>(
     };
     let conn = Connection::new(Role::Server, shared.options.protocol.clone(), leftover)
         .with_deflate(accepted.deflate);
-    let session = Session::new(conn, options.clone()).with_budget(budget);
+    let mut session = Session::new(conn, options.clone()).with_budget(budget);
+    if let Some(layer) = io.into_tls() {
+        session = session.with_tls(layer);
+    }
     let inner = Rc::new(Shared::new(session, peer));
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
         entry.inner = Some(inner.clone());

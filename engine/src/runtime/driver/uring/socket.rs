@@ -805,17 +805,28 @@ impl Transport for UringStream {
             on_finish();
             return;
         };
-        {
+        let early = {
             let mut st = self.socket.st.borrow_mut();
-            // Bytes that came after the handshake's last read go first.
+            // Bytes that came after the handshake's last read go first (as a read: over
+            // TLS they are ciphertext).
             let early = std::mem::take(&mut st.received);
             let mut s = shared.session.borrow_mut();
+            s.reserve_for(&early);
             s.read_buf().extend_from_slice(&early);
             st.session = Some(shared.clone());
             st.on_finish = Some(on_finish);
-        }
+            early.len()
+        };
         shared.set_kick(self.socket.clone());
-        if shared.session.borrow_mut().process().wake_recv {
+        let received = {
+            let mut s = shared.session.borrow_mut();
+            if early > 0 {
+                s.on_read(early, false)
+            } else {
+                s.process()
+            }
+        };
+        if received.wake_recv {
             shared.wake_recv();
         }
         self.socket.pump(&ring);

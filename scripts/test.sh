@@ -41,10 +41,10 @@ fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "FAIL: $1"; }
 
 install_tools() {
   step "installing third-party test tools (if missing)"
-  if [ ! -x /usr/bin/chromium ] || ! command -v curl >/dev/null; then
+  if [ ! -x /usr/bin/chromium ] || ! command -v curl >/dev/null || ! command -v stunnel4 >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium curl >/dev/null
+    apt-get install -y -qq chromium curl stunnel4 >/dev/null
   fi
   if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
     python3 -m venv "$VENV"
@@ -105,9 +105,9 @@ run_rust() {
   step "cargo test --workspace (socket tests on io_uring)"
   WSENGINE_TEST_DRIVER=uring cargo test --workspace
   step "socket tests on the tokio driver"
-  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness
+  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness --test runtime_tls
   step "socket tests on the tokio-uring driver (the echo suite)"
-  WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo --test runtime_budget
+  WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo --test runtime_budget --test runtime_tls
 }
 
 run_interop() {
@@ -115,6 +115,7 @@ run_interop() {
   local driver
   for driver in uring tokio; do
     interop_on "$driver"
+    tls_on "$driver"
   done
   fallback_checks
   axum_checks
@@ -177,6 +178,67 @@ interop_on() {
   if timeout 120 "$BIN"/examples/echo_check "ws://127.0.0.1:$port/" "$driver" deflate; then pass "our client vs python websockets server, with and without permessage-deflate ($driver)"; else fail "our client vs python websockets server ($driver)"; fi
   step "load against the Python websockets echo server ($driver)"
   check_load "load vs python websockets server ($driver)" "ws://127.0.0.1:$port/" --connections 10 --duration 2 --warmup 0.5 --threads 1 --driver "$driver"
+  kill "$py" 2>/dev/null || true
+}
+
+# A throw-away certificate for localhost and 127.0.0.1 (OpenSSL's, not ours): new_cert
+# CERT KEY. Not a CA (req -x509 makes one by default): webpki, rightly, refuses a CA
+# certificate as a server's own (CaUsedAsEndEntity).
+new_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$2" -out "$1" -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE 2>/dev/null
+}
+
+# wss://: bench-server with a certificate from files, the third-party clients and
+# Chromium verifying it (or ignoring it), load and our client; SIGHUP reloads the
+# certificate; a certificate made at start; our client against the Python websockets
+# server over TLS.
+tls_on() {
+  local driver="$1"
+  local dir="$TMP/tls-$driver"
+  mkdir -p "$dir"
+  new_cert "$dir/cert.pem" "$dir/key.pem"
+  step "wss:// (TLS): third-party clients against bench-server ($driver)"
+  start_bench_server --driver "$driver" --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem"
+  case "$BS_URL" in wss://*) pass "bench-server serves wss:// ($driver)" ;; *) fail "bench-server serves wss:// ($driver): $BS_URL" ;; esac
+  if WSENGINE_CA="$dir/cert.pem" timeout 120 "$VENV/bin/python" tests/interop/python_client.py "$BS_URL/"; then pass "python websockets client over wss ($driver)"; else fail "python websockets client over wss ($driver)"; fi
+  if WSENGINE_CA="$dir/cert.pem" timeout 120 "$VENV/bin/python" tests/interop/python_client.py "$BS_URL/" deflate; then pass "python websockets client over wss, permessage-deflate ($driver)"; else fail "python websockets client over wss, permessage-deflate ($driver)"; fi
+  if WSENGINE_CA="$dir/cert.pem" timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then pass "node ws client over wss ($driver)"; else fail "node ws client over wss ($driver)"; fi
+  if timeout 120 python3 tests/interop/chromium_test.py "$BS_URL/" permessage-deflate; then pass "headless chromium over wss ($driver)"; else fail "headless chromium over wss ($driver)"; fi
+  if WSENGINE_CA="$dir/cert.pem" timeout 120 "$BIN"/examples/echo_check "$BS_URL/" "$driver"; then pass "our client over wss vs bench-server ($driver)"; else fail "our client over wss vs bench-server ($driver)"; fi
+  check_load "load --ca vs bench-server over wss ($driver)" "$BS_URL/" --ca "$dir/cert.pem" --connections 20 --pipeline 4 --duration 2 --warmup 0.5 --driver "$driver"
+
+  step "wss:// certificate reload on SIGHUP ($driver)"
+  new_cert "$dir/cert2.pem" "$dir/key2.pem"
+  cp "$dir/cert2.pem" "$dir/cert.pem.new" && mv "$dir/cert.pem.new" "$dir/cert.pem"
+  cp "$dir/key2.pem" "$dir/key.pem.new" && mv "$dir/key.pem.new" "$dir/key.pem"
+  kill -HUP "$BS_PID"
+  for _ in $(seq 50); do grep -q 'certificate reloaded' "$BS_OUT" && break; sleep 0.1; done
+  if grep -q 'certificate reloaded' "$BS_OUT" &&
+    WSENGINE_CA="$dir/cert2.pem" timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then
+    pass "SIGHUP: new connections get the new certificate ($driver)"
+  else
+    cat "$BS_OUT"; fail "SIGHUP: new connections get the new certificate ($driver)"
+  fi
+  kill "$BS_PID" 2>/dev/null || true
+
+  step "wss:// with a certificate made at start ($driver)"
+  start_bench_server --driver "$driver" --tls-self-signed --tls-cert-out "$dir/self-signed.pem"
+  if grep -q 'SHA-256 ' "$BS_OUT"; then pass "bench-server --tls-self-signed prints its fingerprint ($driver)"; else fail "bench-server --tls-self-signed prints its fingerprint ($driver)"; fi
+  check_load "load --insecure vs a self-signed bench-server ($driver)" "$BS_URL/" --insecure --connections 10 --duration 1 --warmup 0.5 --driver "$driver"
+  check_load "load --ca (the server's own certificate) vs a self-signed bench-server ($driver)" "$BS_URL/" --ca "$dir/self-signed.pem" --connections 10 --duration 1 --warmup 0.5 --driver "$driver"
+  kill "$BS_PID" 2>/dev/null || true
+
+  step "our client over wss:// against the Python websockets server ($driver)"
+  local port
+  port="$(free_port)"
+  "$VENV/bin/python" tests/interop/python_echo_server.py "$port" "$dir/cert2.pem" "$dir/key2.pem" >"$TMP/py-tls.out" 2>&1 &
+  local py=$!
+  PIDS+=("$py")
+  for _ in $(seq 100); do grep -q listening "$TMP/py-tls.out" && break; sleep 0.1; done
+  if WSENGINE_CA="$dir/cert2.pem" timeout 120 "$BIN"/examples/echo_check "wss://127.0.0.1:$port/" "$driver" deflate; then pass "our client over wss vs python websockets server ($driver)"; else fail "our client over wss vs python websockets server ($driver)"; fi
   kill "$py" 2>/dev/null || true
 }
 
@@ -250,6 +312,39 @@ run_autobahn() {
   autobahn_on uring dedicated '*' ''
   autobahn_on tokio shared '1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,12.1.*,13.1.*,13.7.*' \
     '-i 1.* -i 2.* -i 3.* -i 4.* -i 5.* -i 6.* -i 7.* -i 9.* -i 10.* -i 12.1.* -i 13.1.* -i 13.7.*'
+  autobahn_tls uring
+}
+
+# Autobahn sections 1-10 against bench-server over wss://: the runner speaks plain
+# WebSocket to a stunnel client tunnel (Debian's stunnel4, verifying the server's
+# certificate), which speaks TLS to our server, so that every case goes through our TLS.
+autobahn_tls() {
+  local driver="$1" dir="$TMP/autobahn-tls" tport
+  mkdir -p "$dir"
+  command -v stunnel4 >/dev/null || { fail "autobahn over wss: stunnel4 is not installed"; return; }
+  start_bench_server --max-message-size $((64 << 20)) --driver "$driver" --tls-self-signed --tls-cert-out "$dir/cert.pem"
+  local server_pid="$BS_PID" server_port="${BS_URL##*:}"
+  tport="$(free_port)"
+  printf '%s\n' "foreground = yes" "pid =" "[autobahn]" "client = yes" \
+    "accept = 127.0.0.1:$tport" "connect = 127.0.0.1:$server_port" \
+    "CAfile = $dir/cert.pem" "verifyChain = yes" "checkIP = 127.0.0.1" >"$dir/stunnel.conf"
+  stunnel4 "$dir/stunnel.conf" >"$dir/stunnel.out" 2>&1 &
+  local tunnel=$!
+  PIDS+=("$tunnel")
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$tport") 2>/dev/null && break; sleep 0.1; done
+  step "Autobahn|Testsuite 1-10 against bench-server over wss:// through stunnel (strict; $driver)"
+  local report="$dir/report"
+  AUTOBAHN_STRICT=1 AUTOBAHN_OUT="$report" "$AUTOBAHN/run.sh" "ws://127.0.0.1:$tport" '*' >"$report.txt" 2>&1 || true
+  tail -3 "$report.txt"
+  if grep -q "FAILED=0" "$report.txt" && grep -q "NON-STRICT=0" "$report.txt" && grep -q "OK=298" "$report.txt"; then
+    pass "autobahn server over wss ($driver): $(tail -1 "$report.txt")"
+  else
+    python3 "$AUTOBAHN/summarize.py" "$report" --strict || true
+    cat "$dir/stunnel.out"
+    fail "autobahn server over wss ($driver): $(tail -1 "$report.txt")"
+  fi
+  kill "$tunnel" 2>/dev/null || true
+  kill -TERM "$server_pid"; wait "$server_pid" || true
 }
 
 # autobahn_on DRIVER DEFLATE_MODE SERVER_CASES CLIENT_SELECTION
@@ -311,8 +406,9 @@ case "$WHAT" in
   rust) run_rust ;;
   interop) install_tools; run_interop ;;
   autobahn) run_autobahn ;;
+  tls) install_tools; build_release; tls_on uring; tls_on tokio; autobahn_tls uring ;;
   all) install_tools; run_rust; run_interop; run_autobahn ;;
-  *) echo "usage: $0 [all|rust|interop|autobahn]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|rust|interop|autobahn|tls]" >&2; exit 2 ;;
 esac
 
 if [ "$WHAT" != rust ]; then

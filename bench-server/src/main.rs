@@ -3,21 +3,22 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use wsengine::proto::extensions::DeflateConfig;
-use wsengine::runtime::{Driver, MemoryBudget, Server, SocketOptions};
+use wsengine::runtime::{Driver, MemoryBudget, Server, ServerTls, SocketOptions};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A WebSocket benchmark server on wsengine (io_uring, thread-per-core).
 ///
-/// Prints `listening on ws://ADDR` when ready. On SIGINT or SIGTERM it shuts down
-/// gracefully (close 1001 to every connection) and prints the totals.
+/// Prints `listening on ws://ADDR` (`wss://` with TLS) when ready. On SIGINT or SIGTERM
+/// it shuts down gracefully (close 1001 to every connection) and prints the totals.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -98,6 +99,21 @@ struct Args {
     /// closed for memory) to stderr every SECS seconds.
     #[arg(long, value_name = "SECS")]
     stats_every: Option<f64>,
+    /// Serve wss://: the certificate chain (PEM, leaf first). SIGHUP reloads it and
+    /// `--tls-key` (new connections get the new certificate).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve wss:// with a throw-away self-signed certificate for localhost and
+    /// 127.0.0.1, made at start; its SHA-256 fingerprint goes to stderr.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// With `--tls-self-signed`: also write the certificate (PEM) here, for clients to
+    /// trust it (`load --ca FILE`, Python's `ssl`, Node's `ca`).
+    #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
+    tls_cert_out: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -143,8 +159,48 @@ fn seconds(s: f64) -> Option<Duration> {
     (s > 0.0).then(|| Duration::from_secs_f64(s))
 }
 
+/// The server's TLS configuration from the arguments, if it serves wss://.
+fn tls(args: &Args) -> Result<Option<ServerTls>, String> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return ServerTls::from_pem_files(cert, key)
+            .map(Some)
+            .map_err(|e| e.to_string());
+    }
+    if !args.tls_self_signed {
+        return Ok(None);
+    }
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let made = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, made.cert.der());
+    let hex: Vec<String> = fingerprint
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    eprintln!(
+        "bench-server: self-signed certificate for localhost, 127.0.0.1; SHA-256 {}",
+        hex.join(":")
+    );
+    if let Some(out) = &args.tls_cert_out {
+        std::fs::write(out, made.cert.pem()).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    ServerTls::from_pem(
+        made.cert.pem().as_bytes(),
+        made.signing_key.serialize_pem().as_bytes(),
+    )
+    .map(Some)
+    .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    let tls = match tls(&args) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("bench-server: TLS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut options = SocketOptions::default();
     options.protocol.max_message_size = args.max_message_size;
     options.protocol.max_frame_size = args.max_message_size;
@@ -173,6 +229,9 @@ fn main() -> ExitCode {
     if let Some(workers) = args.workers {
         builder = builder.workers(workers);
     }
+    if let Some(tls) = &tls {
+        builder = builder.tls(tls.clone());
+    }
     let mode = args.mode;
     let server = builder.serve(move |ws, _request| async move {
         while let Ok(message) = ws.recv().await {
@@ -195,7 +254,8 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("bench-server: driver {}", server.driver());
-    println!("listening on ws://{}", server.local_addr());
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    println!("listening on {scheme}://{}", server.local_addr());
     if let Some(every) = args.stats_every {
         let stats = server.stats().clone();
         let every = Duration::from_secs_f64(every.max(0.01));
@@ -215,6 +275,7 @@ fn main() -> ExitCode {
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -222,7 +283,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let signal = signals.forever().next();
+    let signal = loop {
+        let signal = signals.forever().next();
+        if signal != Some(signal_hook::consts::SIGHUP) {
+            break signal;
+        }
+        // SIGHUP: the certificate files again (a renewed certificate).
+        match (&tls, &args.tls_cert, &args.tls_key) {
+            (Some(tls), Some(cert), Some(key)) => match tls.reload_pem_files(cert, key) {
+                Ok(()) => eprintln!("bench-server: certificate reloaded"),
+                Err(e) => eprintln!("bench-server: certificate not reloaded: {e}"),
+            },
+            _ => eprintln!("bench-server: SIGHUP ignored (no --tls-cert to reload)"),
+        }
+    };
     eprintln!("bench-server: signal {signal:?}, shutting down");
     let stats = server.stats().clone();
     server.shutdown(Duration::from_secs_f64(args.shutdown_grace));

@@ -14,8 +14,8 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(version)]
 pub struct Config {
-    /// The server to load: ws://HOST:PORT/PATH. Default: an embedded wsengine echo
-    /// server on 127.0.0.1 (half the CPUs, the load on the others).
+    /// The server to load: ws:// or wss://HOST:PORT/PATH. Default: an embedded wsengine
+    /// echo server on 127.0.0.1 (half the CPUs, the load on the others).
     #[arg(long)]
     pub url: Option<String>,
     /// Open WebSocket connections.
@@ -90,6 +90,18 @@ pub struct Config {
     /// wire per payload byte. The embedded server then accepts it too (dedicated mode).
     #[arg(long, conflicts_with = "raw")]
     pub deflate: bool,
+    /// The embedded server speaks TLS (wss://), with a throw-away self-signed
+    /// certificate that the load trusts (and nothing else).
+    #[arg(long, conflicts_with_all = ["url", "raw"])]
+    pub tls: bool,
+    /// wss:// without verifying the server's certificate (a self-signed benchmark
+    /// server). Never against a server you do not control.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// wss:// trusting only the certificates in this PEM file (a private CA, or the
+    /// server's own self-signed certificate, e.g. `bench-server --tls-cert-out`).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// Worker threads of the embedded server (default: half the CPUs).
     #[arg(long)]
     pub server_workers: Option<usize>,

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use wsengine::proto::extensions::DeflateConfig;
 use wsengine::runtime::{
-    ConnectOptions, Driver, Error, LocalRuntime, Server, ServerHandle, WebSocket,
+    ClientTls, ConnectOptions, Driver, Error, LocalRuntime, Server, ServerHandle, ServerTls,
+    WebSocket,
 };
 
 pub use config::Config;
@@ -64,16 +65,21 @@ fn embedded_server(
     workers: usize,
     driver: Driver,
     deflate: bool,
+    tls: Option<ServerTls>,
 ) -> Result<ServerHandle, LoadError> {
     let mut options = wsengine::runtime::SocketOptions::default();
     options.max_send_queue = 4 << 20;
     if deflate {
         options.protocol.deflate = DeflateConfig::dedicated();
     }
-    Server::builder(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    let mut builder = Server::builder(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .workers(workers)
         .driver(driver)
-        .socket_options(options)
+        .socket_options(options);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    builder
         .serve(|ws: WebSocket, _request| async move {
             while let Ok(message) = ws.recv().await {
                 if ws.send(message).await.is_err() {
@@ -82,6 +88,33 @@ fn embedded_server(
             }
         })
         .map_err(LoadError::Engine)
+}
+
+/// A throw-away certificate for 127.0.0.1 (the embedded server with `--tls`): the
+/// server's configuration, and the client's that trusts it alone.
+fn self_signed() -> Result<(ServerTls, ClientTls), LoadError> {
+    let failed = |e: &dyn std::fmt::Display| LoadError::Usage(format!("--tls: {e}"));
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .map_err(|e| failed(&e))?;
+    let cert = made.cert.pem();
+    let server = ServerTls::from_pem(cert.as_bytes(), made.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| failed(&e))?;
+    let client = ClientTls::from_ca_pem(cert.as_bytes()).map_err(|e| failed(&e))?;
+    Ok((server, client))
+}
+
+/// The client's TLS configuration from `--insecure` and `--ca` (none: the default
+/// roots).
+fn client_tls(config: &Config) -> Result<Option<ClientTls>, LoadError> {
+    if config.insecure {
+        return Ok(Some(ClientTls::insecure()));
+    }
+    match &config.ca {
+        Some(path) => ClientTls::from_ca_pem_file(path)
+            .map(Some)
+            .map_err(|e| LoadError::Usage(format!("--ca: {e}"))),
+        None => Ok(None),
+    }
 }
 
 /// The address of a `tcp://HOST:PORT` URL (raw mode).
@@ -163,12 +196,20 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         }
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut tls = client_tls(config)?;
     let (server, url, placement) = match &config.url {
         Some(url) => (None, url.clone(), None),
         None => {
             let workers = config.server_workers.unwrap_or((cpus / 2).max(1));
-            let server = embedded_server(workers, driver, config.deflate)?;
-            let url = format!("ws://{}/", server.local_addr());
+            let (server_tls, scheme) = if config.tls {
+                let (server_tls, client) = self_signed()?;
+                tls = Some(client);
+                (Some(server_tls), "wss")
+            } else {
+                (None, "ws")
+            };
+            let server = embedded_server(workers, driver, config.deflate, server_tls)?;
+            let url = format!("{scheme}://{}/", server.local_addr());
             (Some(server), url, Some(workers))
         }
     };
@@ -212,6 +253,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             idle: config.idle,
             idle_after_echo: config.idle_after_echo,
             deflate: config.deflate,
+            tls: tls.clone(),
             warmup,
             duration,
             pin_cpu: pin.then_some((first_cpu + t) % cpus),
@@ -307,6 +349,8 @@ struct ThreadJob {
     idle: bool,
     idle_after_echo: bool,
     deflate: bool,
+    /// wss://: whom to trust (none: the default roots).
+    tls: Option<ClientTls>,
     warmup: Duration,
     duration: Duration,
     pin_cpu: Option<usize>,
@@ -429,6 +473,7 @@ impl ThreadJob {
             if self.deflate {
                 options.socket.protocol.deflate = DeflateConfig::dedicated();
             }
+            options.tls = self.tls.clone();
             if self.loopback_v4 && i >= CONNECTIONS_PER_SOURCE {
                 // Past one address's ephemeral ports: 127.0.0.2, 127.0.0.3, ...
                 let n = (i / CONNECTIONS_PER_SOURCE) as u32 + 1;

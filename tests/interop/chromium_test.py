@@ -57,6 +57,8 @@ def main(ws_url: str, extension: str) -> int:
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
+         # wss:// to a server with a throw-away self-signed certificate.
+         "--ignore-certificate-errors",
          "--remote-debugging-port=0", page],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

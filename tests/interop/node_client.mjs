@@ -2,12 +2,17 @@
 // echoes at the length boundaries, a fragmented message, a ping, a close with 4000.
 // With `deflate`: perMessageDeflate on (ws compresses messages of 1 KiB and more), checks
 // the server accepted it, and echoes compressible JSON-like text too.
-// Usage: node node_client.mjs ws://127.0.0.1:PORT/ [deflate]
+// Over wss:// it verifies the server's certificate against the CA file in WSENGINE_CA
+// (a self-signed server's own certificate), else against Node's roots.
+// Usage: node node_client.mjs ws[s]://127.0.0.1:PORT/ [deflate]
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 
 const url = process.argv[2] ?? "ws://127.0.0.1:9001/";
 const deflate = process.argv[3] === "deflate";
-const NAME = deflate ? "node ws client (permessage-deflate)" : "node ws client";
+const secure = url.startsWith("wss://");
+const NAME = (deflate ? "node ws client (permessage-deflate)" : "node ws client") + (secure ? " over wss" : "");
+const ca = secure && process.env.WSENGINE_CA ? readFileSync(process.env.WSENGINE_CA) : undefined;
 const SIZES = [0, 125, 126, 65535, 65536, 1 << 20];
 
 function textOf(n) {
@@ -20,7 +25,7 @@ function jsonOf(n) {
   return record.repeat(Math.floor(n / record.length) + 1).slice(0, n);
 }
 
-const ws = new WebSocket(url, { perMessageDeflate: deflate, maxPayload: 64 << 20 });
+const ws = new WebSocket(url, { perMessageDeflate: deflate, maxPayload: 64 << 20, ca });
 const inbox = [];
 let waiter = null;
 ws.on("message", (data, isBinary) => {

@@ -3,10 +3,14 @@
 Checks text and binary echoes at the length boundaries, a fragmented message, a ping,
 and a close with code 4000. With `deflate`, offers permessage-deflate (websockets' default)
 and checks that the server accepted it, with JSON-like messages that do compress.
-Usage: python_client.py ws://127.0.0.1:PORT/ [deflate]
+Over wss:// it verifies the server's certificate against the CA file in WSENGINE_CA
+(a self-signed server's own certificate), else against the system's roots.
+Usage: python_client.py ws[s]://127.0.0.1:PORT/ [deflate]
 """
 
 import asyncio
+import os
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -29,7 +33,10 @@ def json_of(n: int) -> str:
 
 async def main(url: str, deflate: bool) -> int:
     checks = 0
-    async with connect(url, max_size=None, compression="deflate" if deflate else None) as ws:
+    tls = None
+    if url.startswith("wss://"):
+        tls = ssl.create_default_context(cafile=os.environ.get("WSENGINE_CA"))
+    async with connect(url, max_size=None, compression="deflate" if deflate else None, ssl=tls) as ws:
         answer = ws.response.headers.get("Sec-WebSocket-Extensions")
         if deflate:
             assert answer and answer.startswith("permessage-deflate"), f"not negotiated: {answer!r}"
@@ -74,6 +81,8 @@ if __name__ == "__main__":
     url = sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9001/"
     deflate = len(sys.argv) > 2 and sys.argv[2] == "deflate"
     name = "python websockets client" + (" (permessage-deflate)" if deflate else "")
+    if url.startswith("wss://"):
+        name += " over wss"
     try:
         n = asyncio.run(asyncio.wait_for(main(url, deflate), 60))
     except Exception as e:  # report, fail

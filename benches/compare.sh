@@ -7,10 +7,12 @@
 # listens on port 9001) uWebSockets joins the table. Servers run on CPU 0, load on CPU 1
 # (taskset). Prints messages/s, MB/s, p50/p99 latency, the server's CPU time per message
 # and its syscalls per message (perf stat on the server during the measured window), with
-# ratios to wsengine and to raw TCP.
+# ratios to wsengine and to raw TCP. wsengine-wss is bench-server on io_uring over TLS
+# (a throw-away certificate; load with --insecure): its "vs wsengine" column is wss/ws.
 #
 #   benches/compare.sh                 # 5 s per run after 1 s warm-up (~8 minutes)
 #   DURATION=3 ROUNDS=1 benches/compare.sh
+#   SERVERS="wsengine wsengine-wss" SCENARIOS_ONLY="1 3" benches/compare.sh   # a subset
 #
 # Everything stays on 127.0.0.1; every server is stopped by PID.
 set -euo pipefail
@@ -26,8 +28,12 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 cargo build --release -q -p bench-server -p load -p wsengine-benches --bins
 
-SERVERS=(wsengine wsengine-tokio wsengine-tokio-uring tokio-tungstenite fastwebsockets raw-tcp)
-[ -n "${UWS_ECHO:-}" ] && SERVERS+=(uwebsockets)
+if [ -n "${SERVERS:-}" ]; then
+  read -r -a SERVERS <<<"$SERVERS"
+else
+  SERVERS=(wsengine wsengine-wss wsengine-tokio wsengine-tokio-uring tokio-tungstenite fastwebsockets raw-tcp)
+  [ -n "${UWS_ECHO:-}" ] && SERVERS+=(uwebsockets)
+fi
 SCENARIOS=(
   "--connections 100 --size 20 --pipeline 1"
   "--connections 100 --size 20 --pipeline 8"
@@ -46,6 +52,7 @@ start_server() { # name -> sets SERVER_PID, SERVER_URL
   local cmd
   case "$1" in
     wsengine) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver uring) ;;
+    wsengine-wss) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver uring --tls-self-signed) ;;
     wsengine-tokio) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver tokio) ;;
     wsengine-tokio-uring) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver tokio-uring) ;;
     uwebsockets) cmd=("$UWS_ECHO") ;;
@@ -67,10 +74,12 @@ start_server() { # name -> sets SERVER_PID, SERVER_URL
 
 for round in $(seq "$ROUNDS"); do
   for i in "${!SCENARIOS[@]}"; do
+    if [ -n "${SCENARIOS_ONLY:-}" ] && ! [[ " $SCENARIOS_ONLY " == *" $i "* ]]; then continue; fi
     for server in "${SERVERS[@]}"; do
       start_server "$server"
       raw=()
       [ "$server" = raw-tcp ] && raw=(--raw)
+      [ "$server" = wsengine-wss ] && raw=(--insecure)
       # shellcheck disable=SC2086
       taskset -c 1 "$BIN/load" --url "$SERVER_URL/" "${raw[@]}" ${SCENARIOS[$i]} --threads 1 \
           --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SERVER_PID" --json \
@@ -107,7 +116,7 @@ import json, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1])]
 scenarios = sys.argv[2:]
-servers = ["wsengine", "wsengine-tokio", "wsengine-tokio-uring", "tokio-tungstenite", "fastwebsockets", "raw-tcp", "uwebsockets"]
+servers = ["wsengine", "wsengine-wss", "wsengine-tokio", "wsengine-tokio-uring", "tokio-tungstenite", "fastwebsockets", "raw-tcp", "uwebsockets"]
 by = defaultdict(list)
 for r in rows:
     by[(r["scenario"], r["server"])].append(r)
@@ -141,14 +150,14 @@ for i, sc in enumerate(scenarios):
             bad=sum(r["errors"] + r["mismatches"] for r in rs),
             calls=syscalls(rs),
         )
-    ours, raw = figs["wsengine"], figs["raw-tcp"]
+    ours, raw = figs["wsengine"], figs.get("raw-tcp", {})
     for s in servers:
         f = figs[s]
         if f["mps"] is None:
             continue
         ratio = lambda a, b: None if a is None or not b else a / b
         print(f"| {label} | {s} | {fmt(f['mps'], ',.0f')} | {fmt(f['mbs'], '.1f')} | {fmt(f['p50'], '.0f')} | {fmt(f['p99'], '.0f')} | "
-              f"{fmt(f['cpu'], '.2f')} | {fmt(ratio(f['mps'], ours['mps']), '.2f')} | {fmt(ratio(f['mps'], raw['mps']), '.2f')} | "
-              f"{fmt(ratio(f['cpu'], raw['cpu']), '.2f')} | {f['calls']} | {f['bad']} |")
+              f"{fmt(f['cpu'], '.2f')} | {fmt(ratio(f['mps'], ours['mps']), '.2f')} | {fmt(ratio(f['mps'], raw.get('mps')), '.2f')} | "
+              f"{fmt(ratio(f['cpu'], raw.get('cpu')), '.2f')} | {f['calls']} | {f['bad']} |")
 PY
 echo "raw results: $OUT/results.jsonl" >&2

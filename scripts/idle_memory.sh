@@ -14,6 +14,9 @@
 # holds its streams: the compressor until 30 s unused, the decompressor for good), beside
 # the same echo without deflate.
 #
+# Then TLS: bench-server on io_uring over wss:// (a throw-away certificate), after the
+# handshake and after one echo. `TLS_ONLY=1` runs only those rows.
+#
 # Every server is started on 127.0.0.1, pinned to CPU 0, and stopped by PID.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +44,7 @@ measure() { # name port cmd...  (load's extra flags in LOAD_EXTRA, count in CONN
   local before after json
   before="$(rss_kib "$pid")"
   json="$(mktemp)"
-  taskset -c 1 timeout $((HOLD + 60)) "$BIN/load" --url "ws://127.0.0.1:$port/" --idle \
+  taskset -c 1 timeout $((HOLD + 60)) "$BIN/load" --url "${SCHEME:-ws}://127.0.0.1:$port/" --idle \
     --connections "$n" --warmup 0 --duration "$HOLD" --threads 1 --json "${LOAD_EXTRA[@]}" >"$json" &
   local load=$!
   # Sample near the end of the hold, when every connection is open.
@@ -64,13 +67,14 @@ PY
 }
 
 echo "server memory per idle connection, $N connections held ${HOLD} s ($(date -u +%F), $(uname -r))"
+bs=("$BIN/bench-server" --workers 1 --driver uring)
+if [ -z "${TLS_ONLY:-}" ]; then
 measure wsengine-uring 9701 "$BIN/bench-server" --addr 127.0.0.1:9701 --workers 1 --driver uring
 measure wsengine-tokio 9704 "$BIN/bench-server" --addr 127.0.0.1:9704 --workers 1 --driver tokio
 measure wsengine-tokio-uring 9705 "$BIN/bench-server" --addr 127.0.0.1:9705 --workers 1 --driver tokio-uring
 measure tokio-tungstenite 9702 "$BIN/tungstenite_echo" 127.0.0.1:9702
 measure fastwebsockets 9703 "$BIN/fastwebsockets_echo" 127.0.0.1:9703
 
-bs=("$BIN/bench-server" --workers 1 --driver uring)
 LOAD_EXTRA=(--deflate)
 measure "uring deflate shared, unused" 9706 "${bs[@]}" --addr 127.0.0.1:9706 --deflate shared
 measure "uring deflate dedicated, unused" 9707 "${bs[@]}" --addr 127.0.0.1:9707 --deflate dedicated
@@ -80,3 +84,14 @@ measure "uring no deflate, after an echo" 9708 "${bs[@]}" --addr 127.0.0.1:9708 
 LOAD_EXTRA=(--deflate --idle-after-echo --size 2048)
 measure "uring deflate shared, after an echo" 9709 "${bs[@]}" --addr 127.0.0.1:9709 --deflate shared
 measure "uring deflate dedicated, after an echo" 9710 "${bs[@]}" --addr 127.0.0.1:9710 --deflate dedicated
+fi
+
+SCHEME=wss
+CONNS="$N"
+LOAD_EXTRA=(--insecure)
+measure "uring wss, after the handshake" 9711 "${bs[@]}" --addr 127.0.0.1:9711 --tls-self-signed
+LOAD_EXTRA=(--insecure --idle-after-echo --size 2048)
+measure "uring wss, after an echo" 9712 "${bs[@]}" --addr 127.0.0.1:9712 --tls-self-signed
+SCHEME=ws
+LOAD_EXTRA=(--idle-after-echo --size 2048)
+measure "uring ws, after an echo (beside it)" 9713 "${bs[@]}" --addr 127.0.0.1:9713

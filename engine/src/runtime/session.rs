@@ -172,9 +172,10 @@ struct SessionTls {
     batch: Vec<Bytes>,
 }
 
-/// What a TLS connection holds besides its buffers, roughly (rustls's connection state,
-/// measured with `scripts/idle_memory.sh`; its buffers come and go with the traffic).
-const TLS_STATE: usize = 4 * 1024;
+/// What a TLS connection holds besides its buffers, roughly: rustls's connection state
+/// with its 4 KiB deframer buffer and both directions' keys (an idle wss connection holds
+/// about 7.5 KiB more than a ws one, `TLS_ONLY=1 scripts/idle_memory.sh`).
+const TLS_STATE: usize = 8 * 1024;
 
 /// A session's part in its worker's memory budget.
 #[derive(Debug)]
@@ -527,6 +528,24 @@ impl Session {
     /// stream), and `filled` says whether they filled the space it had. Runs the core over
     /// them: messages to the inbox, pongs and close replies queued.
     pub(crate) fn on_read(&mut self, n: usize, filled: bool) -> Received {
+        self.received(n, filled, None)
+    }
+
+    /// Bytes received into a buffer of the driver's own (the io_uring driver's ring
+    /// buffer): copied into the receive buffer, or over TLS handed to rustls straight from
+    /// there (no copy of ours), then as [`on_read`](Self::on_read).
+    pub(crate) fn deliver(&mut self, incoming: &[u8], filled: bool) -> Received {
+        if self.tls.is_some() {
+            return self.received(incoming.len(), filled, Some(incoming));
+        }
+        self.reserve_for(incoming);
+        self.read_buf().extend_from_slice(incoming);
+        self.on_read(incoming.len(), filled)
+    }
+
+    /// [`on_read`](Self::on_read), with the ciphertext in `external` rather than in the
+    /// TLS receive buffer.
+    fn received(&mut self, n: usize, filled: bool, external: Option<&[u8]>) -> Received {
         if n == 0 {
             self.on_read_end(None);
             return Received { wake_recv: true };
@@ -540,7 +559,8 @@ impl Session {
         if let Some(tls) = &mut self.tls {
             let conn = &mut self.conn;
             let receiving = conn.is_receiving();
-            let fed = tls.layer.feed(&tls.cipher, |plain| {
+            let cipher = external.unwrap_or(&tls.cipher);
+            let fed = tls.layer.feed(cipher, |plain| {
                 // After the peer's close frame, plaintext is only looked through for
                 // the end of the stream.
                 if receiving {

@@ -422,12 +422,9 @@ impl Socket {
                     let wake_recv = {
                         let mut s = shared.session.borrow_mut();
                         let bufs = ring.bufs.borrow();
-                        let incoming = bufs.filled(bid, n);
-                        s.reserve_for(incoming);
-                        s.read_buf().extend_from_slice(incoming);
-                        drop(bufs);
                         let more = cqueue::sock_nonempty(flags);
-                        let received = s.on_read(n, more);
+                        let received = s.deliver(bufs.filled(bid, n), more);
+                        drop(bufs);
                         if !more {
                             s.release_idle_buffer();
                         }

@@ -55,17 +55,8 @@ impl<'a, T: Transport> HandshakeIo<'a, T> {
     pub(crate) async fn tls_handshake(&mut self, server: bool) -> Result<(), Error> {
         let mut first = true;
         loop {
-            let Some(tls) = &mut self.tls else {
-                return Ok(());
-            };
-            let records = tls.take_records_vec();
-            if !records.is_empty() {
-                self.stream.write_all(records).await?;
-            }
-            let Some(tls) = &mut self.tls else {
-                return Ok(());
-            };
-            if !tls.is_handshaking() {
+            self.flush_records().await?;
+            if !self.tls.as_ref().is_some_and(TlsLayer::is_handshaking) {
                 return Ok(());
             }
             if !self.read_cipher().await? {
@@ -121,10 +112,7 @@ impl<'a, T: Transport> HandshakeIo<'a, T> {
                 Err(e) => return Err(self.fail(e).await),
             }
             // Records of its own (a session ticket, a key update's answer) go out now.
-            let records = tls.take_records_vec();
-            if !records.is_empty() {
-                self.stream.write_all(records).await?;
-            }
+            self.flush_records().await?;
             if buf.len() > before {
                 return Ok(true);
             }
@@ -163,14 +151,22 @@ impl<'a, T: Transport> HandshakeIo<'a, T> {
         read_into(self.stream, &mut self.cipher).await
     }
 
+    /// Writes the records the TLS layer has waiting (handshake messages, tickets, alerts).
+    async fn flush_records(&mut self) -> Result<(), Error> {
+        let records = self
+            .tls
+            .as_mut()
+            .map(TlsLayer::take_records_vec)
+            .unwrap_or_default();
+        if !records.is_empty() {
+            self.stream.write_all(records).await?;
+        }
+        Ok(())
+    }
+
     /// A TLS failure: its alert goes out (best effort), and the error is returned.
     async fn fail(&mut self, e: rustls::Error) -> Error {
-        if let Some(tls) = &mut self.tls {
-            let alert = tls.take_records_vec();
-            if !alert.is_empty() {
-                let _ = self.stream.write_all(alert).await;
-            }
-        }
+        let _ = self.flush_records().await;
         Error::Tls(e)
     }
 }

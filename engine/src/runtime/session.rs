@@ -168,7 +168,8 @@ struct SessionTls {
     layer: TlsLayer,
     /// The receive buffer the driver reads ciphertext into; emptied at every read.
     cipher: BytesMut,
-    /// The core's plaintext chunks of one write batch (kept for its allocation).
+    /// The core's plaintext chunks of one write batch (kept for its allocation; empty
+    /// between batches).
     batch: Vec<Bytes>,
 }
 
@@ -686,7 +687,6 @@ impl Session {
         match &mut self.tls {
             None => self.conn.drain_transmit(out),
             Some(tls) => {
-                tls.batch.clear();
                 self.conn.drain_transmit(&mut tls.batch);
                 // After the closing handshake (or the close frame of a failure), our
                 // close_notify, before our FIN.

@@ -569,9 +569,7 @@ impl Socket {
             } else if !st.received.is_empty() {
                 let n = st.received.len().min(st.share());
                 let chunk = st.received.split_to(n);
-                s.reserve_for(&chunk);
-                s.read_buf().extend_from_slice(&chunk);
-                wake_recv = s.on_read(n, !st.received.is_empty()).wake_recv;
+                wake_recv = s.deliver(&chunk, !st.received.is_empty()).wake_recv;
             }
             let spent = started.elapsed();
             let share = st.share();
@@ -804,23 +802,19 @@ impl Transport for UringStream {
         };
         let early = {
             let mut st = self.socket.st.borrow_mut();
-            // Bytes that came after the handshake's last read go first (as a read: over
-            // TLS they are ciphertext).
-            let early = std::mem::take(&mut st.received);
-            let mut s = shared.session.borrow_mut();
-            s.reserve_for(&early);
-            s.read_buf().extend_from_slice(&early);
             st.session = Some(shared.clone());
             st.on_finish = Some(on_finish);
-            early.len()
+            std::mem::take(&mut st.received)
         };
         shared.set_kick(self.socket.clone());
+        // Bytes that came after the handshake's last read go first, as a read (over TLS
+        // they are ciphertext); without them, what came with the handshake.
         let received = {
             let mut s = shared.session.borrow_mut();
-            if early > 0 {
-                s.on_read(early, false)
-            } else {
+            if early.is_empty() {
                 s.process()
+            } else {
+                s.deliver(&early, false)
             }
         };
         if received.wake_recv {

@@ -44,6 +44,12 @@
 //! connections without context takeover. Any other extension is declined, and RSV bits it
 //! does not define are protocol errors.
 //!
+//! # Pub/sub
+//! [`runtime::pubsub`]: topics across the workers. A connection subscribes from its
+//! handler; [`runtime::WebSocket::publish`], or a [`runtime::Publisher`] from any thread,
+//! frames a message once and every worker with subscribers queues that same allocation
+//! on its sockets. [`runtime::Sender`] sends to one connection from any thread.
+//!
 //! # Memory
 //! Every per-connection limit holds, and one server-wide budget
 //! ([`runtime::MemoryBudget`], default 1 GiB) bounds what all connections hold buffered
@@ -51,7 +57,6 @@
 //! budget's wait it is closed with 1013.
 //!
 //! # What it does not do
-//! - TLS: terminate it in front (a proxy) or wrap the stream yourself.
 //! - HTTP beyond the upgrade request.
 
 #![warn(missing_docs)]

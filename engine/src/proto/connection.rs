@@ -40,6 +40,7 @@ use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1};
 use super::mask::apply_mask;
 use super::message::{Assembler, Message, MessageKind, Utf8Bytes};
 use super::outgoing::Outgoing;
+use super::prepared::PreparedMessage;
 use super::role::Role;
 use super::timers::{Action, CloseHold, Expired, Phase, Settings, Timers};
 use super::utf8::Utf8Validator;
@@ -955,6 +956,20 @@ impl Connection {
             }
             _ => self.push_frame_rsv(opcode, payload, true, rsv),
         }
+    }
+
+    /// Queues a message framed once for many server connections (never compressed, which
+    /// RFC 7692 allows on a connection that negotiated permessage-deflate). The caller
+    /// framed it with this connection's [`Config::fragment_size`].
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closed);
+        }
+        if self.mask_keys.is_some() {
+            return Err(SendError::PreparedOnClient);
+        }
+        self.tx.push_encoded(message.wire());
+        Ok(())
     }
 
     /// Queues a ping (payload at most 125 bytes).

@@ -131,6 +131,9 @@ pub enum SendError {
     CloseReasonTooLong(usize),
     /// A close code that may not be sent (1005, 1006, 1015, or outside the valid ranges).
     InvalidCloseCode(u16),
+    /// A prepared (unmasked, server) message on a client connection, whose frames must
+    /// be masked (§5.1).
+    PreparedOnClient,
 }
 
 impl fmt::Display for SendError {
@@ -142,6 +145,9 @@ impl fmt::Display for SendError {
             }
             SendError::CloseReasonTooLong(n) => write!(f, "close reason of {n} bytes exceeds 123"),
             SendError::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
+            SendError::PreparedOnClient => {
+                f.write_str("a prepared message holds server frames; a client masks its own")
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | [`message`] | messages as zero-copy `Bytes`, and fragment reassembly (§5.4) |
 //! | [`close`] | close codes and close frame payloads (§5.5.1, §7.4) |
 //! | [`outgoing`] | the queue of encoded frames waiting for the socket |
+//! | [`prepared`] | a message framed once, queued on many server connections (broadcast) |
 //! | [`connection`] | the state machine that ties them together |
 //! | [`timers`] | its deadlines (keepalive, idle, close timeout, close hold): `now` in, next deadline out |
 //! | [`extensions`] | `Sec-WebSocket-Extensions` and permessage-deflate (RFC 7692) |
@@ -30,6 +31,7 @@ pub mod handshake;
 pub mod mask;
 pub mod message;
 pub mod outgoing;
+pub mod prepared;
 pub mod role;
 pub mod timers;
 pub mod utf8;

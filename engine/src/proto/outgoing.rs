@@ -92,6 +92,23 @@ impl Outgoing {
         }
     }
 
+    /// Queues frames already encoded (a [`PreparedMessage`](super::prepared::PreparedMessage)):
+    /// copied next to the other small frames up to [`INLINE_PAYLOAD_MAX`] plus a header,
+    /// queued by reference (the same allocation on every connection) when larger.
+    #[inline]
+    pub fn push_encoded(&mut self, wire: &Bytes) {
+        self.queued += wire.len();
+        if wire.len() <= INLINE_PAYLOAD_MAX + MAX_HEADER_LEN {
+            self.reserve_tail(wire.len());
+            self.tail.put_slice(wire);
+        } else {
+            if !self.tail.is_empty() {
+                self.chunks.push_back(self.tail.split().freeze());
+            }
+            self.chunks.push_back(wire.clone());
+        }
+    }
+
     /// Queues a masked frame: the header with its key, then the payload masked while copied.
     pub fn push_masked(&mut self, header: &FrameHeader, key: [u8; 4], payload: &[u8]) {
         let header = FrameHeader {

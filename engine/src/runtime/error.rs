@@ -37,6 +37,9 @@ pub enum Error {
     /// A certificate, key or root file could not be read, or they do not form a valid
     /// TLS configuration.
     TlsConfig(String),
+    /// Pub/sub (topics, [`Sender`](super::Sender)) needs a connection accepted by a
+    /// [`Server`](super::Server); this one is a client or was taken over from hyper.
+    PubSubUnavailable,
     /// An IO error on the socket.
     Io(io::Error),
 }
@@ -65,6 +68,10 @@ impl fmt::Display for Error {
             ),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::TlsConfig(why) => write!(f, "TLS configuration: {why}"),
+            Error::PubSubUnavailable => f.write_str(
+                "pub/sub needs a connection accepted by a wsengine Server (not a client's, \
+                 nor one taken over from hyper)",
+            ),
             Error::Io(e) => write!(f, "IO error: {e}"),
         }
     }

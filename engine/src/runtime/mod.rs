@@ -12,6 +12,7 @@
 //! | [`budget`] | the server's memory budget for buffered bytes, a part per worker |
 //! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
+//! | [`pubsub`] | topics across the workers, [`Publisher`] and [`Sender`] for any thread |
 //! | [`client`] | connecting to a `ws://` or `wss://` URL |
 //! | [`tls`] | TLS for both roles: the configurations, and the record layer inside the session |
 //! | [`uring`] | the tokio-uring driver's runtime, with a plain error where the kernel refuses |
@@ -28,6 +29,7 @@ pub mod executor;
 mod handshake_io;
 mod notify;
 pub mod options;
+pub mod pubsub;
 pub mod server;
 mod session;
 pub mod socket;
@@ -41,6 +43,7 @@ pub use client::{ConnectOptions, connect};
 pub use error::Error;
 pub use executor::{Driver, LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;
+pub use pubsub::{PubSubOptions, PubSubStats, Publisher, Sender, SlowSubscriber, TrySendError};
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
 pub use session::WireBytes;
 pub use socket::WebSocket;

@@ -30,6 +30,7 @@ use crate::proto::error::{ProtocolError, SendError};
 use crate::proto::extensions::StreamPool;
 use crate::proto::frame::{FrameHeader, RSV1};
 use crate::proto::message::{Message, Utf8Bytes};
+use crate::proto::prepared::PreparedMessage;
 
 /// The close reason of a connection failed for the memory budget (with 1013).
 const MEMORY_REASON: &str = "server memory budget exhausted, try again later";
@@ -409,7 +410,7 @@ impl Session {
 
     /// `send` waits: the queue is over its bound, or over the connection's share while the
     /// budget is spent (the queue then drains to the peer, and `on_written` wakes it).
-    fn send_blocked(&self) -> bool {
+    pub(crate) fn send_blocked(&self) -> bool {
         let queued = self.queued();
         queued >= self.options.max_send_queue || (queued > 0 && self.over_budget(queued))
     }
@@ -899,6 +900,35 @@ impl Session {
         }
         self.account();
         Ok(true)
+    }
+
+    /// Queues a published message unless the send queue is over its bound: `Ok(true)`
+    /// queued, `Ok(false)` the subscriber is too slow for it (the caller's policy decides).
+    pub(crate) fn try_send_prepared(&mut self, message: &PreparedMessage) -> Result<bool, Error> {
+        if !self.conn.can_send() {
+            return Err(self.closed_error());
+        }
+        if self.send_blocked() {
+            return Ok(false);
+        }
+        self.conn.send_prepared(message)?;
+        self.account();
+        Ok(true)
+    }
+
+    /// Queues `message` whatever the queue holds: a [`Sender`](super::pubsub::Sender)'s
+    /// message, admitted against the bound when it was sent.
+    pub(crate) fn send_admitted(&mut self, message: &Message) -> Result<(), Error> {
+        if !self.conn.can_send() {
+            return Err(self.closed_error());
+        }
+        if self.pooled {
+            with_streams(|pool| self.conn.send_with(message, pool))?;
+        } else {
+            self.conn.send(message)?;
+        }
+        self.account();
+        Ok(())
     }
 
     /// Queues a ping. During a pending close, fails with the reason the connection ends.

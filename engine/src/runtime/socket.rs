@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use super::error::Error;
 use super::notify::LocalNotify;
+use super::pubsub::{Publisher, Sender, WorkerPubSub};
 use super::session::{Session, WireBytes};
 use crate::proto::close::CloseCode;
 use crate::proto::extensions::DeflateParams;
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     kick: RefCell<Option<Rc<dyn Kick>>>,
     /// Set by [`wake_driver`](Self::wake_driver), taken by the driver.
     kicked: Cell<bool>,
+    /// The worker's pub/sub state (server connections of a [`Server`](super::Server)).
+    pubsub: Option<Rc<WorkerPubSub>>,
 }
 
 impl Shared {
@@ -60,7 +63,14 @@ impl Shared {
             driver: RefCell::new(None),
             kick: RefCell::new(None),
             kicked: Cell::new(false),
+            pubsub: None,
         }
+    }
+
+    /// A server connection takes part in its worker's pub/sub.
+    pub(crate) fn with_pubsub(mut self, pubsub: Rc<WorkerPubSub>) -> Self {
+        self.pubsub = Some(pubsub);
+        self
     }
 
     /// For a driver that runs this connection inline: `kick` is how the handle wakes it.
@@ -109,6 +119,9 @@ impl Shared {
     #[inline]
     pub(crate) fn wake_send(&self) {
         self.send_space.notify();
+        if let Some(pubsub) = &self.pubsub {
+            pubsub.send_space(self);
+        }
     }
 
     /// For the driver: the socket is closed; everyone waiting is told.
@@ -118,6 +131,9 @@ impl Shared {
         self.readable.notify();
         self.send_space.notify();
         self.finished.notify();
+        if let Some(pubsub) = &self.pubsub {
+            pubsub.forget(self);
+        }
     }
 
     /// Starts the closing handshake if the connection is open; returns whether it did.
@@ -290,5 +306,84 @@ impl WebSocket {
     /// Whether the connection has ended (nothing more can be sent).
     pub fn is_closed(&self) -> bool {
         self.inner().session.borrow().is_ended()
+    }
+
+    // ---- pub/sub -----------------------------------------------------------------------
+
+    /// The worker's pub/sub, for a connection that can still send.
+    fn pubsub(&self) -> Result<&Rc<WorkerPubSub>, Error> {
+        let inner = self.inner();
+        let Some(pubsub) = &inner.pubsub else {
+            return Err(Error::PubSubUnavailable);
+        };
+        let session = inner.session.borrow();
+        if !session.conn.can_send() {
+            return Err(session.closed_error());
+        }
+        Ok(pubsub)
+    }
+
+    /// Subscribes this connection to `topic` (any bytes or string): every message
+    /// published to it from now on, from any worker or [`Publisher`], is queued on this
+    /// connection. Returns `false` if it was already subscribed. The subscription ends
+    /// with [`unsubscribe`](Self::unsubscribe) or when the connection finishes.
+    ///
+    /// Fails with [`Error::PubSubUnavailable`] on a connection not accepted by a
+    /// [`Server`](super::Server) (a client, or one taken over from hyper), and with the
+    /// reason it ends once the connection is closing.
+    pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let pubsub = self.pubsub()?;
+        Ok(pubsub.subscribe(&self.guard.0, topic.as_ref()))
+    }
+
+    /// Unsubscribes from `topic`; returns whether it was subscribed. Nothing published
+    /// after this returns reaches the connection.
+    pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> bool {
+        self.inner()
+            .pubsub
+            .as_ref()
+            .is_some_and(|p| p.unsubscribe(self.inner(), topic.as_ref()))
+    }
+
+    /// The topics this connection is subscribed to.
+    pub fn subscriptions(&self) -> Vec<Bytes> {
+        self.inner()
+            .pubsub
+            .as_ref()
+            .map(|p| p.subscriptions(self.inner()))
+            .unwrap_or_default()
+    }
+
+    /// Publishes `message` to every subscriber of `topic` on every worker, this
+    /// connection included if it is subscribed. The message is framed once; this
+    /// worker's subscribers have it queued when this returns, the other workers' get it
+    /// through their inboxes. Never waits: a subscriber whose send queue is full gets the
+    /// server's [`SlowSubscriber`](super::SlowSubscriber) policy.
+    pub fn publish(&self, topic: impl AsRef<[u8]>, message: &Message) -> Result<(), Error> {
+        let pubsub = self.pubsub()?;
+        pubsub.publish(topic.as_ref(), message, None);
+        Ok(())
+    }
+
+    /// [`publish`](Self::publish) to everyone on `topic` but this connection.
+    pub fn publish_to_others(
+        &self,
+        topic: impl AsRef<[u8]>,
+        message: &Message,
+    ) -> Result<(), Error> {
+        let pubsub = self.pubsub()?;
+        pubsub.publish(topic.as_ref(), message, Some(self.inner()));
+        Ok(())
+    }
+
+    /// A [`Sender`] to this connection, usable from any thread (`Send + Sync + Clone`).
+    pub fn sender(&self) -> Result<Sender, Error> {
+        let pubsub = self.pubsub()?;
+        Ok(pubsub.sender(&self.guard.0))
+    }
+
+    /// A [`Publisher`] to the server's topics, usable from any thread.
+    pub fn publisher(&self) -> Result<Publisher, Error> {
+        Ok(self.pubsub()?.publisher())
     }
 }

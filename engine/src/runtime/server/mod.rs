@@ -27,6 +27,7 @@ use crate::runtime::error::Error;
 use crate::runtime::executor::Driver;
 use crate::runtime::executor::resolve;
 use crate::runtime::options::SocketOptions;
+use crate::runtime::pubsub::{Hub, Inbox, Mesh, PubSubOptions, Publisher, Slots};
 use crate::runtime::socket::WebSocket;
 use crate::runtime::tls::ServerTls;
 use crate::runtime::uring::DEFAULT_RING_ENTRIES;
@@ -85,6 +86,8 @@ pub(crate) struct ServerShared {
     pub(crate) workers: usize,
     /// `wss://`: every connection's TLS configuration.
     pub(crate) tls: Option<ServerTls>,
+    /// Pub/sub: the topic registry and the workers' inboxes.
+    pub(crate) hub: Arc<Hub>,
 }
 
 /// Configures and starts a [`Server`].
@@ -104,6 +107,8 @@ pub struct ServerBuilder {
     memory_budget: MemoryBudget,
     on_handshake: Option<Arc<HandshakeHook>>,
     tls: Option<ServerTls>,
+    hub: Arc<Hub>,
+    pubsub: PubSubOptions,
 }
 
 /// A WebSocket server on io_uring. Start one with [`Server::builder`].
@@ -128,6 +133,8 @@ impl Server {
             memory_budget: MemoryBudget::default(),
             on_handshake: None,
             tls: None,
+            hub: Arc::default(),
+            pubsub: PubSubOptions::default(),
         }
     }
 }
@@ -140,6 +147,22 @@ impl ServerBuilder {
     pub fn tls(mut self, tls: ServerTls) -> Self {
         self.tls = Some(tls);
         self
+    }
+
+    /// Pub/sub settings: the slow-subscriber policy and each worker's inbox bound (see
+    /// [`PubSubOptions`]).
+    pub fn pubsub(mut self, options: PubSubOptions) -> Self {
+        self.pubsub = options;
+        self
+    }
+
+    /// A [`Publisher`] to this server's topics, before it starts (to move into the
+    /// handler or another thread). What it publishes before the server runs reaches no
+    /// one.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            hub: self.hub.clone(),
+        }
     }
 
     /// Worker threads. Default: the number of CPUs.
@@ -249,6 +272,19 @@ impl ServerBuilder {
         }
         let stats = Arc::new(ServerStats::default());
         let driver = resolve(self.driver, self.ring_entries);
+        let (inboxes, receivers): (Vec<_>, Vec<_>) =
+            (0..self.workers).map(|_| Inbox::new()).unzip();
+        let mesh = Mesh {
+            inboxes,
+            totals: Slots::new(self.workers),
+            fragment_size: self.options.protocol.fragment_size,
+            options: self.pubsub,
+        };
+        if self.hub.mesh.set(mesh).is_err() {
+            return Err(Error::Io(std::io::Error::other(
+                "this builder's server already ran",
+            )));
+        }
         let shared = Arc::new(ServerShared {
             options: self.options,
             handshake_timeout: self.handshake_timeout,
@@ -264,17 +300,18 @@ impl ServerBuilder {
             memory_budget: self.memory_budget,
             workers: self.workers,
             tls: self.tls,
+            hub: self.hub.clone(),
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(None);
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
-        for (index, listener) in listeners.into_iter().enumerate() {
+        for (index, (listener, inbox)) in listeners.into_iter().zip(receivers).enumerate() {
             let shared = shared.clone();
             let shutdown = shutdown_rx.clone();
             let ready = ready_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("wsengine-worker-{index}"))
-                .spawn(move || worker::run(index, listener, shared, shutdown, ready))?;
+                .spawn(move || worker::run(index, listener, inbox, shared, shutdown, ready))?;
             threads.push(thread);
         }
         drop(ready_tx);
@@ -284,6 +321,7 @@ impl ServerBuilder {
             threads,
             stats,
             driver,
+            hub: self.hub,
         };
         for _ in 0..handle.threads.len() {
             match ready_rx.recv() {
@@ -309,9 +347,17 @@ pub struct ServerHandle {
     threads: Vec<JoinHandle<()>>,
     stats: Arc<ServerStats>,
     driver: Driver,
+    hub: Arc<Hub>,
 }
 
 impl ServerHandle {
+    /// A [`Publisher`] to the server's topics, for any thread.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            hub: self.hub.clone(),
+        }
+    }
+
     /// The driver the workers run on: [`Driver::Uring`] or [`Driver::Tokio`].
     pub fn driver(&self) -> Driver {
         self.driver

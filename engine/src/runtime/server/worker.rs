@@ -28,6 +28,7 @@ use crate::runtime::executor::LocalRuntime;
 use crate::runtime::handshake_io::HandshakeIo;
 use crate::runtime::notify::LocalNotify;
 use crate::runtime::options::SocketOptions;
+use crate::runtime::pubsub::{InboxRx, WorkerPubSub};
 use crate::runtime::session::Session;
 use crate::runtime::socket::{Shared, WebSocket};
 
@@ -88,6 +89,7 @@ impl<T> Registry<T> {
 pub(crate) fn run(
     index: usize,
     listener: std::net::TcpListener,
+    inbox: InboxRx,
     shared: Arc<ServerShared>,
     shutdown: watch::Receiver<Option<Duration>>,
     ready: mpsc::Sender<Result<(), Error>>,
@@ -121,20 +123,27 @@ pub(crate) fn run(
     };
     let driver = runtime.driver();
     runtime.block_on(async move {
+        // This worker's pub/sub, and the task that drains its inbox.
+        let pubsub = Rc::new(WorkerPubSub::new(
+            shared.hub.clone(),
+            index,
+            shared.options.max_send_queue,
+        ));
+        tokio::task::spawn_local(pubsub.clone().run(inbox));
         match driver {
             Driver::Tokio => {
                 let listener = listener
                     .set_nonblocking(true)
                     .and_then(|()| tokio::net::TcpListener::from_std(listener));
-                listen(listener, ready, control, shared, shutdown).await;
+                listen(listener, ready, control, shared, pubsub, shutdown).await;
             }
             Driver::Uring => {
                 let listener = UringListener::from_std(listener);
-                listen(listener, ready, control, shared, shutdown).await;
+                listen(listener, ready, control, shared, pubsub, shutdown).await;
             }
             _ => {
                 let listener = Ok(tokio_uring::net::TcpListener::from_std(listener));
-                listen(listener, ready, control, shared, shutdown).await;
+                listen(listener, ready, control, shared, pubsub, shutdown).await;
             }
         }
     });
@@ -147,12 +156,13 @@ async fn listen<A: Acceptor>(
     ready: mpsc::Sender<Result<(), Error>>,
     control: std::net::TcpListener,
     shared: Arc<ServerShared>,
+    pubsub: Rc<WorkerPubSub>,
     shutdown: watch::Receiver<Option<Duration>>,
 ) {
     match listener {
         Ok(listener) => {
             let _ = ready.send(Ok(()));
-            serve(listener, control, shared, shutdown).await;
+            serve(listener, control, shared, pubsub, shutdown).await;
         }
         Err(e) => {
             let _ = ready.send(Err(e.into()));
@@ -164,6 +174,7 @@ async fn serve<A: Acceptor>(
     listener: A,
     control: std::net::TcpListener,
     shared: Arc<ServerShared>,
+    pubsub: Rc<WorkerPubSub>,
     mut shutdown: watch::Receiver<Option<Duration>>,
 ) {
     let registry = Rc::new(Registry::<A::Stream>::default());
@@ -191,6 +202,7 @@ async fn serve<A: Acceptor>(
                         shared.clone(),
                         options.clone(),
                         budget.clone(),
+                        pubsub.clone(),
                     ));
                 }
                 Err(e) => {
@@ -263,6 +275,7 @@ async fn connection<T: Transport>(
     shared: Arc<ServerShared>,
     options: Rc<SocketOptions>,
     budget: Rc<WorkerBudget>,
+    pubsub: Rc<WorkerPubSub>,
 ) {
     let stream = match registry.entries.borrow().get(&id) {
         Some(entry) => entry.stream.clone(),
@@ -317,7 +330,7 @@ async fn connection<T: Transport>(
     if let Some(layer) = io.into_tls() {
         session = session.with_tls(layer);
     }
-    let inner = Rc::new(Shared::new(session, peer));
+    let inner = Rc::new(Shared::new(session, peer).with_pubsub(pubsub));
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
         entry.inner = Some(inner.clone());
     }

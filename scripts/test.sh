@@ -5,6 +5,8 @@
 #   scripts/test.sh rust       # cargo test --workspace, then the socket tests on tokio
 #   scripts/test.sh interop    # third-party clients and servers (needs the tools below)
 #   scripts/test.sh autobahn   # the Autobahn|Testsuite, server and client, strict
+#   scripts/test.sh tls        # the wss:// part alone
+#   scripts/test.sh pubsub     # pub/sub fan-out through bench-server, and the chat example
 #
 # Interop and Autobahn run twice: on the io_uring driver and on the tokio (epoll) one;
 # the socket tests run on those two and their echo suite on tokio-uring.
@@ -117,8 +119,60 @@ run_interop() {
     interop_on "$driver"
     tls_on "$driver"
   done
+  pubsub_on uring 10000 1000 50
+  pubsub_on tokio 2000 200 50
+  chat_checks
   fallback_checks
   axum_checks
+}
+
+# Pub/sub through bench-server --mode broadcast (two workers), driven by load's fan-out:
+# SUBS subscribers each get all COUNT publishes of 1 KiB, in order, none missing (load
+# checks every sequence number); the server's counts add up: delivered + dropped =
+# publishes x connections (the publisher is subscribed too).
+pubsub_on() {
+  local driver="$1" subs="$2" count="$3" rate="$4"
+  step "pub/sub: $subs subscribers x $count publishes of 1 KiB through bench-server --mode broadcast ($driver)"
+  start_bench_server --driver "$driver" --mode broadcast --stats-every 0.5
+  local secs
+  secs="$(python3 -c "print($count / $rate)")"
+  if timeout 180 "$BIN"/load --url "$BS_URL/" --scenario fanout --connections "$subs" --publishers 1 \
+      --rate "$rate" --duration "$secs" --warmup 0 --size 1024 --json >"$TMP/fanout.json" &&
+    sleep 1 &&
+    python3 - "$TMP/fanout.json" "$BS_OUT" "$subs" "$count" <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+subs, count = int(sys.argv[3]), int(sys.argv[4])
+f = d["fanout"]
+print({k: d[k] for k in ("messages", "messages_per_sec", "p50_us", "p99_us", "errors", "mismatches")}, f)
+assert d["connected"] == subs + 1 and d["errors"] == 0 and d["mismatches"] == 0, d
+assert f["published"] == count and f["dropped"] == 0, f
+# Every subscriber got every publish made in the measured window (the first may precede it).
+assert f["subscriber_max_received"] == count and f["subscriber_min_received"] >= count - 1, f
+last = [l for l in open(sys.argv[2]) if l.startswith("stats:")][-1]
+published, delivered, dropped = map(int, re.search(r"published (\d+) delivered (\d+) dropped (\d+)", last).groups())
+assert published == count and delivered + dropped == count * (subs + 1) and dropped == 0, last
+PY
+  then pass "pub/sub fan-out, $subs subscribers, none missing ($driver)"; else fail "pub/sub fan-out, $subs subscribers, none missing ($driver)"; fi
+  kill "$BS_PID" 2>/dev/null || true
+}
+
+# The chat example (engine/examples/chat.rs): two headless Chromium windows join a room,
+# see each other's messages, and send each other a direct message.
+chat_checks() {
+  step "the chat example: rooms and direct messages between two Chromium windows"
+  local out="$TMP/chat.out"
+  "$BIN"/examples/chat 127.0.0.1:0 127.0.0.1:0 >"$out" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  local page=""
+  for _ in $(seq 100); do
+    page="$(sed -n 's/^page on //p' "$out")"
+    [ -n "$page" ] && break
+    sleep 0.1
+  done
+  if [ -n "$page" ] && timeout 120 python3 tests/interop/chat_test.py "$page/"; then pass "chat example in two Chromium windows"; else cat "$out"; fail "chat example in two Chromium windows"; fi
+  kill "$pid" 2>/dev/null || true
 }
 
 # The axum example (engine/examples/axum_echo.rs): its page, and its wsengine route driven
@@ -407,8 +461,9 @@ case "$WHAT" in
   interop) install_tools; run_interop ;;
   autobahn) run_autobahn ;;
   tls) install_tools; build_release; tls_on uring; tls_on tokio; autobahn_tls uring ;;
+  pubsub) install_tools; build_release; pubsub_on uring 10000 1000 50; pubsub_on tokio 2000 200 50; chat_checks ;;
   all) install_tools; run_rust; run_interop; run_autobahn ;;
-  *) echo "usage: $0 [all|rust|interop|autobahn|tls]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|rust|interop|autobahn|tls|pubsub]" >&2; exit 2 ;;
 esac
 
 if [ "$WHAT" != rust ]; then

@@ -96,7 +96,8 @@ struct Args {
     #[arg(long, default_value_t = 5.0)]
     shutdown_grace: f64,
     /// Print the server's stats (open connections, bytes buffered, connections paused and
-    /// closed for memory) to stderr every SECS seconds.
+    /// closed for memory; pub/sub's published, delivered and dropped) to stderr every
+    /// SECS seconds.
     #[arg(long, value_name = "SECS")]
     stats_every: Option<f64>,
     /// Serve wss://: the certificate chain (PEM, leaf first). SIGHUP reloads it and
@@ -122,7 +123,14 @@ enum Mode {
     Echo,
     /// Receive and count, send nothing back.
     Sink,
+    /// Every connection subscribes to one topic; every message received is published to
+    /// it unchanged, so every connection (the sender included) gets it: the server
+    /// uWebSockets' `benchmarks/broadcast_test.c` and `load --scenario fanout` drive.
+    Broadcast,
 }
+
+/// The one topic of `--mode broadcast`.
+const BROADCAST_TOPIC: &str = "broadcast";
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Deflate {
@@ -234,14 +242,22 @@ fn main() -> ExitCode {
     }
     let mode = args.mode;
     let server = builder.serve(move |ws, _request| async move {
+        if let Mode::Broadcast = mode
+            && ws.subscribe(BROADCAST_TOPIC).is_err()
+        {
+            return;
+        }
         while let Ok(message) = ws.recv().await {
             COUNTS.with(|c| {
                 c.messages.set(c.messages.get() + 1);
                 c.bytes.set(c.bytes.get() + message.len() as u64);
             });
-            if let Mode::Echo = mode
-                && ws.send(message).await.is_err()
-            {
+            let sent = match mode {
+                Mode::Echo => ws.send(message).await,
+                Mode::Sink => Ok(()),
+                Mode::Broadcast => ws.publish(BROADCAST_TOPIC, &message),
+            };
+            if sent.is_err() {
                 break;
             }
         }
@@ -258,16 +274,22 @@ fn main() -> ExitCode {
     println!("listening on {scheme}://{}", server.local_addr());
     if let Some(every) = args.stats_every {
         let stats = server.stats().clone();
+        let publisher = server.publisher();
         let every = Duration::from_secs_f64(every.max(0.01));
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(every);
+                let pubsub = publisher.stats();
                 eprintln!(
-                    "stats: open {} buffered {} MiB paused for memory {} closed for memory {}",
+                    "stats: open {} buffered {} MiB paused for memory {} closed for memory {} \
+                     published {} delivered {} dropped {}",
                     stats.open.load(Ordering::Relaxed),
                     stats.buffered_bytes.load(Ordering::Relaxed) >> 20,
                     stats.paused_for_memory.load(Ordering::Relaxed),
                     stats.closed_for_memory.load(Ordering::Relaxed),
+                    pubsub.published,
+                    pubsub.delivered,
+                    pubsub.dropped,
                 );
             }
         });

@@ -105,6 +105,26 @@ pub struct Config {
     /// Worker threads of the embedded server (default: half the CPUs).
     #[arg(long)]
     pub server_workers: Option<usize>,
+    /// What the connections do: `echo` (every message comes back, verified) or `fanout`
+    /// (against a broadcast server: `--publishers` connections publish at `--rate`
+    /// messages/s in all, default 1000, and the `--connections` subscribers each verify
+    /// and time every publish; reports deliveries/s, publish-to-delivery latency, drops
+    /// and how evenly subscribers were served). Without `--url`, fanout runs against an
+    /// embedded broadcast server.
+    #[arg(long, value_enum, default_value_t = Scenario::Echo)]
+    pub scenario: Scenario,
+    /// Fan-out: publisher connections (besides the `--connections` subscribers).
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+}
+
+/// What the connections of a run do.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Send and verify every echo.
+    Echo,
+    /// Publishers and subscribers of a broadcast server.
+    Fanout,
 }
 
 impl Config {

@@ -45,7 +45,7 @@ impl Shape {
     }
 }
 
-fn error_kind(e: &Error) -> &'static str {
+pub(crate) fn error_kind(e: &Error) -> &'static str {
     match e {
         Error::Closed(frame) if frame.code == CloseCode::ABNORMAL => "connection lost",
         Error::Closed(_) => "closed by server",
@@ -340,6 +340,6 @@ pub async fn raw_closed_loop(
 }
 
 /// Closes with 1000 and waits (bounded) for the server's answer.
-async fn close(ws: &WebSocket) {
+pub(crate) async fn close(ws: &WebSocket) {
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(CloseCode::NORMAL, "")).await;
 }

@@ -14,6 +14,7 @@
 
 pub mod config;
 mod connection;
+mod fanout;
 mod payload;
 pub mod report;
 pub mod server_cpu;
@@ -31,14 +32,18 @@ use wsengine::runtime::{
     WebSocket,
 };
 
-pub use config::Config;
+pub use config::{Config, Scenario};
 use connection::{Shape, Window};
+use fanout::FanoutShared;
 pub use report::Report;
 use stats::{LiveCounters, ThreadStats, Totals};
 
 /// Connections per loopback source address before the next one is used (the ephemeral
 /// port range holds about 28,000 ports per address).
 const CONNECTIONS_PER_SOURCE: usize = 20_000;
+
+/// The embedded broadcast server's one topic.
+const BROADCAST_TOPIC: &str = "broadcast";
 
 /// Why a run could not start.
 #[derive(Debug)]
@@ -60,12 +65,14 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// An echo server started for the run when no `--url` is given.
+/// An echo server (a broadcast server for the fan-out) started for the run when no
+/// `--url` is given.
 fn embedded_server(
     workers: usize,
     driver: Driver,
     deflate: bool,
     tls: Option<ServerTls>,
+    broadcast: bool,
 ) -> Result<ServerHandle, LoadError> {
     let mut options = wsengine::runtime::SocketOptions::default();
     options.max_send_queue = 4 << 20;
@@ -78,6 +85,20 @@ fn embedded_server(
         .socket_options(options);
     if let Some(tls) = tls {
         builder = builder.tls(tls);
+    }
+    if broadcast {
+        return builder
+            .serve(|ws: WebSocket, _request| async move {
+                if ws.subscribe(BROADCAST_TOPIC).is_err() {
+                    return;
+                }
+                while let Ok(message) = ws.recv().await {
+                    if ws.publish(BROADCAST_TOPIC, &message).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(LoadError::Engine);
     }
     builder
         .serve(|ws: WebSocket, _request| async move {
@@ -178,6 +199,19 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             "--idle sends no messages (no --rate, --raw or --max-size)".into(),
         ));
     }
+    let fanout = config.scenario == Scenario::Fanout;
+    if fanout && (config.raw || config.idle || config.publishers == 0) {
+        return Err(LoadError::Usage(
+            "--scenario fanout needs --publishers of at least 1 (no --raw or --idle)".into(),
+        ));
+    }
+    if fanout && config.size < fanout::HEADER {
+        return Err(LoadError::Usage(format!(
+            "--scenario fanout sends at least {} bytes (publisher, sequence, time): --size {} is too small",
+            fanout::HEADER,
+            config.size
+        )));
+    }
     let raw_addr = match (&config.url, config.raw) {
         (Some(url), true) => Some(raw_address(url)?),
         _ => None,
@@ -208,18 +242,27 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             } else {
                 (None, "ws")
             };
-            let server = embedded_server(workers, driver, config.deflate, server_tls)?;
+            let server = embedded_server(workers, driver, config.deflate, server_tls, fanout)?;
             let url = format!("{scheme}://{}/", server.local_addr());
             (Some(server), url, Some(workers))
         }
     };
+    // Fan-out: publishers are the first connections, subscribers the rest.
+    let connections = config.connections + if fanout { config.publishers } else { 0 };
+    let fanout_job = fanout.then(|| FanoutJob {
+        publishers: config.publishers,
+        interval: Duration::from_secs_f64(
+            config.publishers as f64 / config.rate.unwrap_or(FANOUT_RATE),
+        ),
+        shared: FanoutShared::new(config.publishers),
+    });
     let threads = config
         .threads
         .unwrap_or(match placement {
             Some(workers) => cpus.saturating_sub(workers).max(1),
             None => cpus,
         })
-        .clamp(1, config.connections);
+        .clamp(1, connections);
     let first_cpu = placement.unwrap_or(0);
     let pin = placement.is_some() || config.pin;
     let loopback_v4 = matches!(url_ip(&url), Some(IpAddr::V4(ip)) if ip.is_loopback());
@@ -244,7 +287,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         let job = ThreadJob {
             index: t,
             threads,
-            connections: config.connections,
+            connections,
+            fanout: fanout_job.clone(),
             url: url.clone(),
             raw_addr,
             loopback_v4,
@@ -315,6 +359,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     if let Some(e) = errors.into_iter().next() {
         return Err(LoadError::Engine(e));
     }
+    if let Some(job) = &fanout_job {
+        totals.published = job.shared.published();
+    }
     let measured = measured_until.saturating_duration_since(window.measure_from);
     let held_for = measured_until.saturating_duration_since(start);
     let mut report = Report::new(
@@ -335,12 +382,26 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     Ok(report)
 }
 
+/// Publishes per second in all in the fan-out when `--rate` is not given.
+const FANOUT_RATE: f64 = 1000.0;
+
+/// The fan-out's part of a load thread's job.
+#[derive(Clone)]
+struct FanoutJob {
+    publishers: usize,
+    /// Between two publishes of one publisher.
+    interval: Duration,
+    shared: Arc<FanoutShared>,
+}
+
 /// One load thread's part of the run.
 struct ThreadJob {
     driver: Driver,
     index: usize,
     threads: usize,
+    /// Connections of the whole run (fan-out: publishers first).
     connections: usize,
+    fanout: Option<FanoutJob>,
     url: String,
     raw_addr: Option<SocketAddr>,
     loopback_v4: bool,
@@ -394,10 +455,32 @@ impl ThreadJob {
         // Idle connections wait on this rather than polling `stop` each.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
-        for peer in sockets {
+        for (index, peer) in sockets {
             let stats = stats.clone();
             let shape = self.shape;
             let stop = self.stop.clone();
+            if let (Some(job), Peer::WebSocket(ws)) = (&self.fanout, &peer) {
+                let (ws, job) = (ws.clone(), job.clone());
+                tasks.push(tokio_uring::spawn(async move {
+                    if index < job.publishers {
+                        let id = index as u32;
+                        fanout::publisher(
+                            ws,
+                            id,
+                            shape.size,
+                            job.interval,
+                            window,
+                            job.shared,
+                            stats,
+                            &stop,
+                        )
+                        .await;
+                    } else {
+                        fanout::subscriber(ws, shape.size, window, job.shared, stats).await;
+                    }
+                }));
+                continue;
+            }
             let idle = self.idle.then(|| stop_rx.clone());
             let greet = self.idle_after_echo;
             if let Peer::WebSocket(ws) = &peer
@@ -457,7 +540,7 @@ impl ThreadJob {
     }
 
     /// Opens this thread's connections, at most `connect_concurrency` at a time.
-    async fn connect_all(&self, stats: &Rc<ThreadStats>) -> Vec<Peer> {
+    async fn connect_all(&self, stats: &Rc<ThreadStats>) -> Vec<(usize, Peer)> {
         let mine: Vec<usize> = (self.index..self.connections)
             .step_by(self.threads)
             .collect();
@@ -500,7 +583,7 @@ impl ThreadJob {
                         let us = began.elapsed().as_micros() as u64;
                         let _ = stats.connect.borrow_mut().record(us.max(1));
                         stats.connected.set(stats.connected.get() + 1);
-                        Some(peer)
+                        Some((i, peer))
                     }
                     Err(e) => {
                         stats.connect_failures.set(stats.connect_failures.get() + 1);

@@ -46,6 +46,8 @@ pub struct Report {
     pub driver: &'static str,
     /// permessage-deflate was offered (`--deflate`).
     pub deflate: bool,
+    /// Fan-out: the publisher connections (`None`: the echo scenario).
+    pub publishers: Option<usize>,
 }
 
 impl Report {
@@ -79,6 +81,7 @@ impl Report {
             stopped_early,
             driver: "uring",
             deflate: config.deflate,
+            publishers: (config.scenario == crate::Scenario::Fanout).then_some(config.publishers),
         }
     }
 
@@ -114,7 +117,10 @@ impl Report {
         } else {
             self.totals.messages > 0
         };
-        self.totals.mismatches == 0 && self.totals.error_count() == 0 && measured
+        self.totals.mismatches == 0
+            && self.totals.error_count() == 0
+            && self.totals.dropped == 0
+            && measured
     }
 
     /// "16 B", or "16 B..65536 B" with mixed sizes.
@@ -153,6 +159,8 @@ impl Report {
             "pipeline": self.pipeline,
             "rate": self.rate,
             "duration_s": self.measured.as_secs_f64(),
+            "scenario": if self.publishers.is_some() { "fanout" } else { "echo" },
+            "fanout": self.fanout_json(),
             "messages": self.totals.messages,
             "bytes": self.totals.bytes,
             "messages_per_sec": self.messages_per_sec(),
@@ -183,7 +191,12 @@ impl Report {
         match self.embedded {
             Some((workers, first)) => {
                 out += &format!(
-                    "  embedded wsengine echo server: {workers} worker(s) on CPU 0..{}; load: {} thread(s) from CPU {first}\n",
+                    "  embedded wsengine {} server: {workers} worker(s) on CPU 0..{}; load: {} thread(s) from CPU {first}\n",
+                    if self.publishers.is_some() {
+                        "broadcast"
+                    } else {
+                        "echo"
+                    },
                     workers - 1,
                     self.threads
                 )
@@ -247,6 +260,10 @@ impl Report {
 
     /// The mode, the measured window, messages and latency (not in idle mode).
     fn message_figures(&self, out: &mut String, kind: &str, early: &str) {
+        if let Some(publishers) = self.publishers {
+            self.fanout_figures(out, publishers, early);
+            return;
+        }
         let mode = match self.rate {
             Some(r) => format!("open loop at {r:.0} msg/s"),
             None => format!("closed loop, {} in flight per connection", self.pipeline),
@@ -276,6 +293,63 @@ impl Report {
                 self.totals.latency.max()
             }
         );
+    }
+}
+
+impl Report {
+    /// The fan-out's figures in the JSON object (`null` for the echo scenario).
+    fn fanout_json(&self) -> serde_json::Value {
+        let Some(publishers) = self.publishers else {
+            return serde_json::Value::Null;
+        };
+        let spread = self.totals.spread;
+        json!({
+            "publishers": publishers,
+            "published": self.totals.published,
+            "dropped": self.totals.dropped,
+            "subscriber_min_received": spread.map(|s| s.min_received),
+            "subscriber_max_received": spread.map(|s| s.max_received),
+            "subscriber_min_mean_us": spread.map(|s| s.min_mean_us),
+            "subscriber_max_mean_us": spread.map(|s| s.max_mean_us),
+        })
+    }
+
+    /// The fan-out's figures: deliveries, their latency, drops, and the spread.
+    fn fanout_figures(&self, out: &mut String, publishers: usize, early: &str) {
+        let rate = self.rate.unwrap_or(1000.0);
+        *out += &format!(
+            "  fan-out: {publishers} publisher(s) at {rate:.0} msg/s in all to {} subscribers ({} failed to connect), {} B binary messages\n",
+            self.connections, self.totals.connect_failures, self.size
+        );
+        *out += &format!("  measured {:.2} s{early}\n\n", self.measured.as_secs_f64());
+        *out += &format!(
+            "  deliveries {:>12}   {:>12.0} msg/s   {:>9.2} MB/s\n",
+            self.totals.messages,
+            self.messages_per_sec(),
+            self.bytes_per_sec() / 1e6
+        );
+        *out += &format!(
+            "  publish to delivery µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {}\n",
+            self.latency_us(0.5),
+            self.latency_us(0.9),
+            self.latency_us(0.99),
+            self.latency_us(0.999),
+            if self.totals.messages == 0 {
+                0
+            } else {
+                self.totals.latency.max()
+            }
+        );
+        *out += &format!(
+            "  published  {}   dropped {} (publishes a subscriber never got)\n",
+            self.totals.published, self.totals.dropped
+        );
+        if let Some(s) = self.totals.spread {
+            *out += &format!(
+                "  per subscriber: deliveries {}..{}, mean latency {}..{} µs\n",
+                s.min_received, s.max_received, s.min_mean_us, s.max_mean_us
+            );
+        }
     }
 }
 

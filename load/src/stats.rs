@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::fanout::Spread;
+
 /// Latencies from 1 µs to 60 s at 3 significant digits.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
@@ -42,6 +44,10 @@ pub struct ThreadStats {
     pub wire_received: Cell<u64>,
     /// Connections that negotiated permessage-deflate.
     pub deflated: Cell<u64>,
+    /// Fan-out: publishes a subscriber never got (gaps, and what was missing at the end).
+    pub dropped: Cell<u64>,
+    /// Fan-out: how evenly the subscribers were served.
+    pub spread: Cell<Option<Spread>>,
     /// For the progress line: every echo so far, and this thread's p99 so far (µs).
     pub live: Arc<LiveCounters>,
 }
@@ -71,6 +77,8 @@ impl ThreadStats {
             payload_received: Cell::new(0),
             wire_received: Cell::new(0),
             deflated: Cell::new(0),
+            dropped: Cell::new(0),
+            spread: Cell::new(None),
             live,
         }
     }
@@ -124,6 +132,9 @@ impl ThreadStats {
             payload_received: self.payload_received.get(),
             wire_received: self.wire_received.get(),
             deflated: self.deflated.get(),
+            dropped: self.dropped.get(),
+            spread: self.spread.get(),
+            published: 0,
         }
     }
 }
@@ -155,6 +166,12 @@ pub struct Totals {
     pub wire_received: u64,
     /// Connections that negotiated permessage-deflate.
     pub deflated: u64,
+    /// Fan-out: publishes subscribers never got.
+    pub dropped: u64,
+    /// Fan-out: how evenly the subscribers were served.
+    pub spread: Option<Spread>,
+    /// Fan-out: publishes sent.
+    pub published: u64,
 }
 
 impl Totals {
@@ -173,6 +190,9 @@ impl Totals {
             payload_received: 0,
             wire_received: 0,
             deflated: 0,
+            dropped: 0,
+            spread: None,
+            published: 0,
         }
     }
 
@@ -189,6 +209,12 @@ impl Totals {
         self.payload_received += other.payload_received;
         self.wire_received += other.wire_received;
         self.deflated += other.deflated;
+        self.dropped += other.dropped;
+        self.published += other.published;
+        self.spread = match (self.spread, other.spread) {
+            (Some(a), b) => Some(a.merge(b)),
+            (None, b) => b,
+        };
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += n;
         }

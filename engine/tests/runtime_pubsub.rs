@@ -473,7 +473,11 @@ fn senders_work_from_a_multi_threaded_tokio_runtime() {
 #[test]
 fn unsubscribe_and_close_during_publishes_leave_nothing_behind() {
     let _others = beside_others();
-    let server = command_server(two_workers(), Arc::default());
+    // A client whose runtime ends mid-close stops reading while the server still owes
+    // it queued publishes and its close reply: the send stall timeout ends those.
+    let mut options = SocketOptions::default();
+    options.send_stall_timeout = Some(Duration::from_secs(2));
+    let server = command_server(two_workers().socket_options(options), Arc::default());
     let addr = server.local_addr();
     let publisher = server.publisher();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -281,22 +281,27 @@ impl Report {
             self.messages_per_sec(),
             self.bytes_per_sec() / 1e6
         );
-        *out += &format!(
-            "  latency µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {}\n",
-            self.latency_us(0.5),
-            self.latency_us(0.9),
-            self.latency_us(0.99),
-            self.latency_us(0.999),
-            if self.totals.messages == 0 {
-                0
-            } else {
-                self.totals.latency.max()
-            }
-        );
+        *out += &self.latency_line("latency");
     }
 }
 
 impl Report {
+    /// "  LABEL µs p50 …   max …" and a newline.
+    fn latency_line(&self, label: &str) -> String {
+        let max = if self.totals.messages == 0 {
+            0
+        } else {
+            self.totals.latency.max()
+        };
+        format!(
+            "  {label} µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {max}\n",
+            self.latency_us(0.5),
+            self.latency_us(0.9),
+            self.latency_us(0.99),
+            self.latency_us(0.999),
+        )
+    }
+
     /// The fan-out's figures in the JSON object (`null` for the echo scenario).
     fn fanout_json(&self) -> serde_json::Value {
         let Some(publishers) = self.publishers else {
@@ -328,18 +333,7 @@ impl Report {
             self.messages_per_sec(),
             self.bytes_per_sec() / 1e6
         );
-        *out += &format!(
-            "  publish to delivery µs p50 {}   p90 {}   p99 {}   p99.9 {}   max {}\n",
-            self.latency_us(0.5),
-            self.latency_us(0.9),
-            self.latency_us(0.99),
-            self.latency_us(0.999),
-            if self.totals.messages == 0 {
-                0
-            } else {
-                self.totals.latency.max()
-            }
-        );
+        *out += &self.latency_line("publish to delivery");
         *out += &format!(
             "  published  {}   dropped {} (publishes a subscriber never got)\n",
             self.totals.published, self.totals.dropped

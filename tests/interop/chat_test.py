@@ -8,7 +8,6 @@ Usage: chat_test.py http://127.0.0.1:PAGE_PORT/
 """
 
 import http.server
-import json
 import os
 import queue
 import shutil
@@ -18,18 +17,8 @@ import tempfile
 import threading
 import urllib.parse
 
-RESULTS: "queue.Queue[dict]" = queue.Queue()
-
-
-class Report(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", "0"))
-        RESULTS.put(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+# The pages' POSTs are taken as chromium_test.py takes its page's.
+from chromium_test import RESULTS, Handler as Report
 
 
 def browser(page: str, profile: str) -> subprocess.Popen:

@@ -348,7 +348,8 @@ impl WorkerPubSub {
 
     /// The worker's inbox task: drains what other threads hand it, until the worker ends.
     pub(crate) async fn run(self: Rc<Self>, rx: InboxRx) {
-        let mut batch = Vec::new();
+        // Allocated once, at the worker's start.
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             let inbox = &self.mesh().inboxes[self.index];
             inbox.next_batch(&rx, &mut batch, BATCH).await;

@@ -29,6 +29,13 @@ const CQES_PER_TURN: usize = 1024;
 /// that flood, besides the other work of a turn.
 const SERVE_PER_TURN: Duration = Duration::from_micros(30);
 
+/// Sockets dirtied per receive completion above which a turn is a fan-out (its flush may wait a
+/// turn to batch more). An echo dirties one socket per message; a broadcast to N, N.
+const FAN_OUT: usize = 8;
+
+/// Turns in a row a fan-out's flush may wait.
+const MAX_HOLDS: u32 = 1;
+
 /// How a worker's ring is made.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RingConfig {
@@ -120,6 +127,10 @@ pub(crate) struct Ring {
     runnable: RefCell<VecDeque<SlotId>>,
     /// Counts turns (a connection's inline allowance is per turn).
     turn_number: Cell<u64>,
+    /// Receive completions (input) the last turn dispatched.
+    reaped: Cell<usize>,
+    /// Turns in a row that held their flush back (fan-out), at most [`MAX_HOLDS`].
+    held_back: Cell<u32>,
 }
 
 impl Ring {
@@ -161,6 +172,8 @@ impl Ring {
             starved: Cell::new(0),
             runnable: RefCell::default(),
             turn_number: Cell::new(0),
+            reaped: Cell::new(0),
+            held_back: Cell::new(0),
         }))
     }
 
@@ -258,14 +271,28 @@ impl Ring {
     fn turn(&self) -> bool {
         self.turn_number.set(self.turn_number.get().wrapping_add(1));
         let mut worked = false;
-        // Sockets kicked since the last turn: flush what their handles queued.
+        // Sockets kicked since the last turn: flush what their handles queued. Unless
+        // this is a fan-out (a few messages in made many sockets dirty: a broadcast)
+        // while input keeps coming: then the flush waits one turn, so that what the next
+        // completions publish leaves in the same writes (a send per socket per turn is
+        // what a broadcast costs). Never two turns in a row, and never in ping-pong,
+        // where each message in dirties about one socket.
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
-        for id in dirty {
-            if let Some(socket) = self.get(id.index, id.generation) {
-                socket.pump(self);
-                worked = true;
+        let reaped = self.reaped.get();
+        let hold = reaped > 0 && dirty.len() > FAN_OUT * reaped && self.held_back.get() < MAX_HOLDS;
+        self.held_back
+            .set(if hold { self.held_back.get() + 1 } else { 0 });
+        let held = if hold {
+            dirty
+        } else {
+            for id in dirty {
+                if let Some(socket) = self.get(id.index, id.generation) {
+                    socket.pump(self);
+                    worked = true;
+                }
             }
-        }
+            Vec::new()
+        };
         // Deadlines that came.
         let now = Instant::now();
         loop {
@@ -285,6 +312,11 @@ impl Ring {
         self.bufs.borrow_mut().publish();
         worked |= self.submit_and_reap();
         worked |= self.serve_runnable();
+        if hold {
+            // Flushed at the next turn, which comes at once.
+            self.dirty.borrow_mut().extend(held);
+            worked = true;
+        }
         worked
     }
 
@@ -350,6 +382,7 @@ impl Ring {
             }
         }
         let mut worked = false;
+        let mut reaped = 0;
         let mut cqes: Vec<cqueue::Entry> = Vec::new();
         loop {
             cqes.clear();
@@ -365,6 +398,9 @@ impl Ring {
             worked = true;
             for cqe in &cqes {
                 let (index, generation, kind) = SlotId::from_user_data(cqe.user_data());
+                if kind == OpKind::Recv as u8 || kind == OpKind::Read as u8 {
+                    reaped += 1;
+                }
                 if kind == OpKind::Cancel as u8 {
                     continue;
                 }
@@ -383,6 +419,7 @@ impl Ring {
                 break;
             }
         }
+        self.reaped.set(reaped);
         // Sockets that completions made dirty run in this turn too.
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         for id in dirty {

@@ -893,12 +893,7 @@ impl Session {
         if self.send_blocked() {
             return Ok(false);
         }
-        if self.pooled {
-            with_streams(|pool| self.conn.send_with(message, pool))?;
-        } else {
-            self.conn.send(message)?;
-        }
-        self.account();
+        self.send_admitted(message)?;
         Ok(true)
     }
 

@@ -86,6 +86,11 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
+    /// A [`Publisher`] to this hub.
+    pub(crate) fn publisher(self: &Arc<Self>) -> Publisher {
+        Publisher { hub: self.clone() }
+    }
+
     /// The topic's counters if it has subscribers.
     pub(crate) fn lookup(&self, topic: &[u8]) -> Option<Arc<TopicCounters>> {
         self.topics

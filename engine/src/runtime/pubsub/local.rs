@@ -41,6 +41,8 @@ fn key(conn: &Shared) -> usize {
 
 /// A topic's subscribers on this worker (at least one).
 struct LocalTopic {
+    /// The topic (also the map's key; its subscribers' entries share it).
+    name: Bytes,
     subscribers: Vec<Rc<Shared>>,
     /// Each subscriber's index in `subscribers`, for O(1) removal.
     positions: HashMap<usize, usize>,
@@ -85,9 +87,7 @@ impl WorkerPubSub {
 
     /// A [`Publisher`] to the same hub.
     pub(crate) fn publisher(&self) -> Publisher {
-        Publisher {
-            hub: self.hub.clone(),
-        }
+        self.hub.publisher()
     }
 
     fn mesh(&self) -> &Mesh {
@@ -101,7 +101,7 @@ impl WorkerPubSub {
     pub(crate) fn subscribe(&self, conn: &Rc<Shared>, topic: &[u8]) -> bool {
         let id = key(conn);
         let mut topics = self.topics.borrow_mut();
-        if let Some(local) = topics.get_mut(topic) {
+        let name = if let Some(local) = topics.get_mut(topic) {
             if local.positions.contains_key(&id) {
                 return false;
             }
@@ -113,6 +113,7 @@ impl WorkerPubSub {
                 .slot(self.index)
                 .subscribers
                 .fetch_add(1, Ordering::AcqRel);
+            local.name.clone()
         } else {
             // This worker's first subscriber: under the registry's lock, so the topic
             // cannot be retired by another worker's last unsubscribe meanwhile.
@@ -133,14 +134,16 @@ impl WorkerPubSub {
             };
             self.publish_cache.borrow_mut().remove(topic);
             topics.insert(
-                name,
+                name.clone(),
                 LocalTopic {
+                    name: name.clone(),
                     subscribers: vec![conn.clone()],
                     positions: HashMap::from([(id, 0)]),
                     counters,
                 },
             );
-        }
+            name
+        };
         drop(topics);
         self.mesh()
             .totals
@@ -152,7 +155,7 @@ impl WorkerPubSub {
             .entry(id)
             .or_default()
             .topics
-            .push(Bytes::copy_from_slice(topic));
+            .push(name);
         true
     }
 

@@ -160,9 +160,7 @@ impl ServerBuilder {
     /// handler or another thread). What it publishes before the server runs reaches no
     /// one.
     pub fn publisher(&self) -> Publisher {
-        Publisher {
-            hub: self.hub.clone(),
-        }
+        self.hub.publisher()
     }
 
     /// Worker threads. Default: the number of CPUs.
@@ -280,11 +278,8 @@ impl ServerBuilder {
             fragment_size: self.options.protocol.fragment_size,
             options: self.pubsub,
         };
-        if self.hub.mesh.set(mesh).is_err() {
-            return Err(Error::Io(std::io::Error::other(
-                "this builder's server already ran",
-            )));
-        }
+        // A builder's hub is new and `serve` consumes the builder: set once.
+        let _ = self.hub.mesh.set(mesh);
         let shared = Arc::new(ServerShared {
             options: self.options,
             handshake_timeout: self.handshake_timeout,
@@ -353,9 +348,7 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// A [`Publisher`] to the server's topics, for any thread.
     pub fn publisher(&self) -> Publisher {
-        Publisher {
-            hub: self.hub.clone(),
-        }
+        self.hub.publisher()
     }
 
     /// The driver the workers run on: [`Driver::Uring`] or [`Driver::Tokio`].

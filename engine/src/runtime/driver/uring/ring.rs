@@ -33,9 +33,6 @@ const SERVE_PER_TURN: Duration = Duration::from_micros(30);
 /// turn to batch more). An echo dirties one socket per message; a broadcast to N, N.
 const FAN_OUT: usize = 8;
 
-/// Turns in a row a fan-out's flush may wait.
-const MAX_HOLDS: u32 = 1;
-
 /// How a worker's ring is made.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RingConfig {
@@ -129,8 +126,8 @@ pub(crate) struct Ring {
     turn_number: Cell<u64>,
     /// Receive completions (input) the last turn dispatched.
     reaped: Cell<usize>,
-    /// Turns in a row that held their flush back (fan-out), at most [`MAX_HOLDS`].
-    held_back: Cell<u32>,
+    /// The last turn held its flush back (fan-out): this one flushes.
+    held_back: Cell<bool>,
 }
 
 impl Ring {
@@ -173,7 +170,7 @@ impl Ring {
             runnable: RefCell::default(),
             turn_number: Cell::new(0),
             reaped: Cell::new(0),
-            held_back: Cell::new(0),
+            held_back: Cell::new(false),
         }))
     }
 
@@ -279,9 +276,8 @@ impl Ring {
         // where each message in dirties about one socket.
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         let reaped = self.reaped.get();
-        let hold = reaped > 0 && dirty.len() > FAN_OUT * reaped && self.held_back.get() < MAX_HOLDS;
-        self.held_back
-            .set(if hold { self.held_back.get() + 1 } else { 0 });
+        let hold = reaped > 0 && dirty.len() > FAN_OUT * reaped && !self.held_back.get();
+        self.held_back.set(hold);
         let held = if hold {
             dirty
         } else {

@@ -126,6 +126,8 @@ enum Mode {
     /// Every connection subscribes to one topic; every message received is published to
     /// it unchanged, so every connection (the sender included) gets it: the server
     /// uWebSockets' `benchmarks/broadcast_test.c` and `load --scenario fanout` drive.
+    /// Connections to the path `/echo` are echoed instead (not subscribed): a probe that
+    /// measures ordinary service while the topic floods (`scripts/memory_attack.sh`).
     Broadcast,
 }
 
@@ -241,7 +243,11 @@ fn main() -> ExitCode {
         builder = builder.tls(tls.clone());
     }
     let mode = args.mode;
-    let server = builder.serve(move |ws, _request| async move {
+    let server = builder.serve(move |ws, request| async move {
+        let mode = match mode {
+            Mode::Broadcast if request.path() == "/echo" => Mode::Echo,
+            mode => mode,
+        };
         if let Mode::Broadcast = mode
             && ws.subscribe(BROADCAST_TOPIC).is_err()
         {

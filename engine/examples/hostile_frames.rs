@@ -2,17 +2,20 @@
 //! a WebSocket server and, on each, starts a binary frame that claims CLAIM bytes, sends
 //! SENT bytes of it (or, with `fragments`, a message of one-byte fragments that never
 //! ends; with `drip`, one byte per second; with `flood`, SENT bytes of complete 1 KiB
-//! messages whose echoes it never reads), then holds the connection open without
-//! reading for HOLD seconds. Prints, at the end, how many connections the server closed
+//! messages whose echoes it never reads; with `publish`, the same but reading everything
+//! it is sent: against a broadcast server, a publisher; with `listen`, nothing: against
+//! a broadcast server, subscribers that never read), then holds the connection open
+//! without reading for HOLD seconds. Prints, at the end, how many connections the server closed
 //! with which close code and how many it left open.
 //!
 //! ```sh
-//! cargo run --release -p wsengine --example hostile_frames -- ws://127.0.0.1:9001/ 300 62914560 52428800 30 [frame|fragments|drip|flood]
+//! cargo run --release -p wsengine --example hostile_frames -- ws://127.0.0.1:9001/ 300 62914560 52428800 30 [frame|fragments|drip|flood|publish|listen]
 //! ```
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,23 +57,58 @@ fn header(first: u8, len: u64) -> Vec<u8> {
     h
 }
 
-/// What the server did with the connection by the end: its close code, or "open".
+/// What the server did with the connection by the end: its close code, or "open". Data
+/// frames before it (echoes, published messages) are skipped.
 fn outcome(s: &mut TcpStream, until: Instant) -> String {
     let left = until.saturating_duration_since(Instant::now());
     let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(10))));
-    let mut head = [0u8; 4];
-    match s.read_exact(&mut head) {
-        Ok(()) if head[0] == 0x88 => format!("closed {}", u16::from_be_bytes([head[2], head[3]])),
-        Ok(()) => "unexpected bytes".into(),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            "open".into()
+    let mut skip = vec![0u8; 64 * 1024];
+    loop {
+        let mut head = [0u8; 2];
+        let read = s.read_exact(&mut head).and_then(|()| {
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut b = [0u8; 2];
+                    s.read_exact(&mut b)?;
+                    u64::from(u16::from_be_bytes(b))
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    s.read_exact(&mut b)?;
+                    u64::from_be_bytes(b)
+                }
+                n => u64::from(n),
+            };
+            let mut payload = Vec::new();
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(skip.len() as u64) as usize;
+                s.read_exact(&mut skip[..n])?;
+                if head[0] & 0x0f == 0x8 && payload.len() < 2 {
+                    payload.extend_from_slice(&skip[..n.min(2)]);
+                }
+                left -= n as u64;
+            }
+            Ok(payload)
+        });
+        match read {
+            Ok(payload) if head[0] & 0x0f == 0x8 => {
+                return match payload[..] {
+                    [a, b, ..] => format!("closed {}", u16::from_be_bytes([a, b])),
+                    _ => "closed (no code)".into(),
+                };
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return "open".into();
+            }
+            Err(_) => return "dropped".into(),
         }
-        Err(_) => "dropped".into(),
     }
 }
 
@@ -78,7 +116,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         eprintln!(
-            "usage: hostile_frames URL CONNECTIONS CLAIM SENT HOLD_SECS [frame|fragments|drip|flood]"
+            "usage: hostile_frames URL CONNECTIONS CLAIM SENT HOLD_SECS [frame|fragments|drip|flood|publish|listen]"
         );
         std::process::exit(2);
     }
@@ -102,6 +140,7 @@ fn main() {
                 outcomes.clone(),
                 mode.clone(),
             );
+            let done = Arc::new(AtomicBool::new(false));
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
@@ -128,7 +167,19 @@ fn main() {
                                         total += frames.len() / one.len();
                                     }
                                 }
-                                "flood" => {
+                                "flood" | "publish" => {
+                                    let reader = (mode == "publish").then(|| {
+                                        let mut r = s.try_clone().expect("a second handle");
+                                        let done = done.clone();
+                                        std::thread::spawn(move || {
+                                            let end = outcome(&mut r, until + hold);
+                                            if done.load(Ordering::Relaxed) && end == "dropped" {
+                                                "open".to_string()
+                                            } else {
+                                                end
+                                            }
+                                        })
+                                    });
                                     // Complete 1 KiB messages as fast as the server takes
                                     // them, its echoes never read.
                                     let mut frame = header(0x82, 1024);
@@ -147,6 +198,21 @@ fn main() {
                                             Err(_) => break,
                                         }
                                     }
+                                    if let Some(reader) = reader {
+                                        done.store(true, Ordering::Relaxed);
+                                        let _ = s.shutdown(std::net::Shutdown::Read);
+                                        let end = reader
+                                            .join()
+                                            .unwrap_or_else(|_| "reader panicked".into());
+                                        *outcomes.lock().unwrap().entry(end).or_insert(0) += 1;
+                                        return;
+                                    }
+                                }
+                                "listen" => {
+                                    // A subscriber that never reads, until the end.
+                                    std::thread::sleep(
+                                        until.saturating_duration_since(Instant::now()),
+                                    );
                                 }
                                 "drip" => {
                                     let _ = s.write_all(&header(0x82, claim));

@@ -1,6 +1,7 @@
 //! The memory budget against hostile peers over sockets: connections that open huge frames
 //! and stop, connections that send a message one byte per fragment and never finish it,
-//! and peers that never read an echo flood. Memory stays within the budget plus the
+//! peers that never read an echo flood, and subscribers that never read a publisher's
+//! flood. Memory stays within the budget plus the
 //! per-connection shares, a normal client keeps being served, and the hostile connections
 //! are paused and then failed with 1013.
 
@@ -67,7 +68,12 @@ fn close_code_from(s: &mut TcpStream, wait: Duration) -> Result<u16, String> {
 
 /// A normal client: `n` small echoes, each checked; returns the slowest round trip.
 fn normal_client(server: &ServerHandle, n: usize) -> Duration {
-    let url = format!("ws://{}/", server.local_addr());
+    normal_client_at(server, "/", n)
+}
+
+/// [`normal_client`] on the server's `path`.
+fn normal_client_at(server: &ServerHandle, path: &str, n: usize) -> Duration {
+    let url = format!("ws://{}{path}", server.local_addr());
     run_client(async move {
         let (ws, _) = connect(&url).await.expect("a normal client connects");
         let mut slowest = Duration::ZERO;
@@ -287,6 +293,173 @@ fn an_echo_flood_to_peers_that_never_read_stays_within_the_budget() {
     );
     // The stall timeout still ends them (1008), and everything is given back.
     drop(peers);
+    let began = Instant::now();
+    while stats.open.load(Ordering::Relaxed) > 0 || stats.buffered_bytes.load(Ordering::Relaxed) > 0
+    {
+        assert!(began.elapsed() < Duration::from_secs(15), "connections end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// Skips the data frames the server sent and returns the close frame's code; `Ok(None)`
+/// when nothing more came within `wait` (the connection is still open).
+fn close_code_after_data(s: &mut TcpStream, wait: Duration) -> Result<Option<u16>, String> {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut skip = vec![0u8; 64 * 1024];
+    loop {
+        let mut head = [0u8; 2];
+        match s.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("connection dropped: {e}")),
+        }
+        let mut len = u64::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).map_err(|e| e.to_string())?;
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).map_err(|e| e.to_string())?;
+            len = u64::from_be_bytes(b);
+        }
+        let mut first = Vec::new();
+        while len > 0 {
+            let n = len.min(skip.len() as u64) as usize;
+            s.read_exact(&mut skip[..n]).map_err(|e| e.to_string())?;
+            if first.len() < 2 {
+                first.extend_from_slice(&skip[..n.min(2)]);
+            }
+            len -= n as u64;
+        }
+        if head[0] == 0x88 {
+            return Ok(first.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]])));
+        }
+        if head[0] != 0x82 {
+            return Err(format!("unexpected frame {:#x}", head[0]));
+        }
+    }
+}
+
+#[test]
+fn a_publisher_flooding_subscribers_that_never_read_stays_within_the_budget() {
+    let _serial = one_at_a_time();
+    const SUBSCRIBERS: usize = 100;
+    const BUDGET: usize = 8 * MIB;
+    const SHARE: usize = 64 * 1024;
+    const MESSAGE: usize = 16 * 1024;
+    let mut options = SocketOptions::default();
+    options.max_send_queue = 4 * MIB;
+    let server = one_worker()
+        .socket_options(options)
+        .memory_budget(budget(BUDGET, SHARE, Duration::from_secs(2)))
+        .serve(|ws: WebSocket, req| async move {
+            // `/echo` echoes (the normal client); everyone else subscribes and waits.
+            if req.path() == "/echo" {
+                while let Ok(m) = ws.recv().await {
+                    if ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            } else if ws.subscribe("flood").is_ok() {
+                while ws.recv().await.is_ok() {}
+            }
+        })
+        .expect("server starts");
+    let addr = server.local_addr();
+    let rss_before = rss_kib();
+    let mut subscribers: Vec<TcpStream> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let s = raw_handshake(addr);
+            // What the kernel holds for them stays small: the server's queues fill.
+            socket2::SockRef::from(&s)
+                .set_recv_buffer_size(64 * 1024)
+                .unwrap();
+            s
+        })
+        .collect();
+    let publisher = server.publisher();
+    while publisher.subscribers("flood") < SUBSCRIBERS {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Publishes as fast as the server takes them, for 4 s: 100 × 4 MiB of send queues
+    // (400 MiB) without the budget.
+    let flood = std::thread::spawn(move || {
+        let payload = bytes::Bytes::from(vec![7u8; MESSAGE]);
+        let began = Instant::now();
+        let mut published = 0u64;
+        while began.elapsed() < Duration::from_secs(4) {
+            publisher.publish("flood", Message::binary(payload.clone()));
+            published += 1;
+            if published.is_multiple_of(64) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        published
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let slowest = normal_client_at(&server, "/echo", 500);
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a small echo waited {slowest:?}"
+    );
+    let stats = server.stats();
+    let buffered = stats.buffered_bytes.load(Ordering::Relaxed) as usize;
+    let grown = rss_kib().saturating_sub(rss_before) * 1024;
+    let published = flood.join().unwrap();
+    // The budget, each subscriber's share and one message past it (charged in 64 KiB
+    // steps), and a fixed overhead.
+    let bound = BUDGET + SUBSCRIBERS * (SHARE + MESSAGE + 64 * 1024);
+    assert!(
+        buffered <= bound,
+        "{buffered} bytes buffered (bound {bound})"
+    );
+    assert!(grown < bound + 48 * MIB, "RSS grew by {grown} bytes");
+    // Every publish is counted once per subscriber, delivered or dropped, once the
+    // worker's inbox has drained.
+    let began = Instant::now();
+    let pubsub = loop {
+        let pubsub = server.publisher().stats();
+        if pubsub.delivered + pubsub.dropped >= published * SUBSCRIBERS as u64
+            || began.elapsed() > Duration::from_secs(10)
+        {
+            break pubsub;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        pubsub.delivered + pubsub.dropped,
+        published * SUBSCRIBERS as u64,
+        "every publish counted once per subscriber"
+    );
+    assert!(
+        pubsub.dropped > 0,
+        "the flood was dropped for the stalled subscribers: {pubsub:?}, {buffered} bytes buffered"
+    );
+    // Paused (they hold more than their share while the budget is spent), then failed
+    // with 1013 after the budget's wait; or still open if they fit within their share.
+    let mut failed = 0;
+    for s in &mut subscribers {
+        match close_code_after_data(s, Duration::from_secs(6)) {
+            Ok(Some(1013)) => failed += 1,
+            Ok(None) => {}
+            other => panic!("a subscriber ended with {other:?}"),
+        }
+    }
+    assert!(failed > 0, "none failed for memory");
+    assert_eq!(
+        stats.closed_for_memory.load(Ordering::Relaxed),
+        failed as u64
+    );
+    drop(subscribers);
     let began = Instant::now();
     while stats.open.load(Ordering::Relaxed) > 0 || stats.buffered_bytes.load(Ordering::Relaxed) > 0
     {

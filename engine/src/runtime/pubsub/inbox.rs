@@ -8,6 +8,7 @@
 //! wake-up is a `tokio::sync::Notify`, which every driver's runtime observes (the io_uring
 //! driver sleeps in tokio's reactor too).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -104,7 +105,12 @@ impl Inbox {
 
     /// For the worker: waits for a wake-up, then returns the messages pushed so far, at
     /// most `max` (the rest stay pending for the next call).
-    pub(crate) async fn next_batch(&self, rx: &InboxRx, batch: &mut Vec<MeshMessage>, max: usize) {
+    pub(crate) async fn next_batch(
+        &self,
+        rx: &InboxRx,
+        batch: &mut VecDeque<MeshMessage>,
+        max: usize,
+    ) {
         loop {
             self.wake.notified().await;
             // Cleared before draining: a push after this sees `false` and wakes us again.

@@ -8,7 +8,7 @@
 //! turn leaves in one write.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::counters::{Slot, TopicCounters};
+use super::fan_out::FanOutWakes;
 use super::hub::{Hub, Mesh, Publisher};
 use super::inbox::{InboxRx, MeshMessage};
 use super::options::SlowSubscriber;
@@ -27,8 +28,13 @@ use crate::runtime::socket::Shared;
 /// The close reason of a subscriber closed by [`SlowSubscriber::Close`].
 const SLOW_REASON: &str = "slow subscriber: send queue full";
 
-/// The most inbox messages handled before the worker's other tasks run.
+/// The most inbox messages taken from the queue at once.
 const BATCH: usize = 256;
+
+/// The most deliveries (or direct messages) the inbox task makes before the worker's
+/// other tasks run: a few hundred microseconds, so that a publish to thousands of
+/// subscribers does not hold up handshakes and other connections for the whole batch.
+const TURN_DELIVERIES: usize = 2048;
 
 /// How many topics a worker remembers having published to without subscribers of its own.
 const PUBLISH_CACHE: usize = 4096;
@@ -70,6 +76,8 @@ pub(crate) struct WorkerPubSub {
     conns: RefCell<HashMap<usize, ConnEntry>>,
     /// Senders' states (by address) to their connections.
     senders: RefCell<HashMap<usize, Weak<Shared>>>,
+    /// Subscribers' driver tasks to wake for deliveries, a batch at a time.
+    wakes: Rc<FanOutWakes>,
 }
 
 impl WorkerPubSub {
@@ -82,7 +90,14 @@ impl WorkerPubSub {
             publish_cache: RefCell::default(),
             conns: RefCell::default(),
             senders: RefCell::default(),
+            wakes: Rc::default(),
         }
+    }
+
+    /// The task that wakes subscribers' driver tasks for deliveries (see
+    /// [`FanOutWakes`]): spawned once per worker, beside [`run`](Self::run).
+    pub(crate) fn run_wakes(&self) -> impl std::future::Future<Output = ()> + 'static {
+        self.wakes.clone().run()
     }
 
     /// A [`Publisher`] to the same hub.
@@ -233,15 +248,21 @@ impl WorkerPubSub {
     /// Publishes from a handler of this worker: frames the message once, hands it to the
     /// other workers with subscribers, and queues it on this worker's subscribers now
     /// (all but `exclude`).
-    pub(crate) fn publish(&self, topic: &[u8], message: &Message, exclude: Option<&Shared>) {
+    /// Returns how many of this worker's subscribers it visited.
+    pub(crate) fn publish(
+        &self,
+        topic: &[u8],
+        message: &Message,
+        exclude: Option<&Shared>,
+    ) -> usize {
         let mesh = self.mesh();
         Slot::add(&mesh.totals.slot(self.index).published, 1);
         let Some(counters) = self.counters(topic) else {
-            return;
+            return 0;
         };
         Slot::add(&counters.slots.slot(self.index).published, 1);
         let prepared = mesh.fan_out(Some(self.index), topic, &counters, message);
-        self.deliver(topic, &prepared, exclude.map(key));
+        self.deliver(topic, &prepared, exclude.map(key))
     }
 
     /// The topic's counters, if it has subscribers anywhere.
@@ -265,11 +286,11 @@ impl WorkerPubSub {
     }
 
     /// Queues `message` on this worker's subscribers of `topic` (but `exclude`), each
-    /// counted once as delivered or dropped.
-    fn deliver(&self, topic: &[u8], message: &PreparedMessage, exclude: Option<usize>) {
+    /// counted once as delivered or dropped; returns how many it visited.
+    fn deliver(&self, topic: &[u8], message: &PreparedMessage, exclude: Option<usize>) -> usize {
         let topics = self.topics.borrow();
         let Some(local) = topics.get(topic) else {
-            return;
+            return 0;
         };
         let policy = self.mesh().options.slow_subscriber;
         let (mut delivered, mut dropped) = (0u64, 0u64);
@@ -281,7 +302,9 @@ impl WorkerPubSub {
             match queued {
                 Ok(true) => {
                     delivered += 1;
-                    subscriber.wake_driver();
+                    if !subscriber.wake_driver_for_fan_out() {
+                        self.wakes.defer(subscriber);
+                    }
                 }
                 Ok(false) => {
                     dropped += 1;
@@ -299,6 +322,7 @@ impl WorkerPubSub {
         let totals = self.mesh().totals.slot(self.index);
         Slot::add(&totals.delivered, delivered);
         Slot::add(&totals.dropped, dropped);
+        local.subscribers.len()
     }
 
     /// A [`Sender`] for `conn` (the same state for every call).
@@ -352,23 +376,31 @@ impl WorkerPubSub {
     /// The worker's inbox task: drains what other threads hand it, until the worker ends.
     pub(crate) async fn run(self: Rc<Self>, rx: InboxRx) {
         // Allocated once, at the worker's start.
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = VecDeque::with_capacity(BATCH);
         loop {
             let inbox = &self.mesh().inboxes[self.index];
-            inbox.next_batch(&rx, &mut batch, BATCH).await;
-            for message in batch.drain(..) {
-                match message {
+            if batch.is_empty() {
+                inbox.next_batch(&rx, &mut batch, BATCH).await;
+            }
+            let mut work = 0;
+            while work < TURN_DELIVERIES
+                && let Some(message) = batch.pop_front()
+            {
+                work += match message {
                     MeshMessage::Publish { topic, message } => {
                         inbox.drained(message.wire().len());
-                        self.deliver(&topic, &message, None);
+                        1 + self.deliver(&topic, &message, None)
                     }
-                    MeshMessage::Direct { to, message } => self.direct(&to, &message),
-                }
+                    MeshMessage::Direct { to, message } => {
+                        self.direct(&to, &message);
+                        1
+                    }
+                };
             }
             // Let the driver write what was queued (one write per socket for the whole
             // batch) and the other tasks run: a waiting permit would otherwise let this
             // loop run on while other threads keep publishing, starving the worker.
-            tokio::task::yield_now().await;
+            crate::runtime::executor::yield_to_worker().await;
         }
     }
 

@@ -6,6 +6,7 @@
 //! | `hub` | what the workers share: the topic registry, the inboxes, the [`Publisher`] |
 //! | `local` | one worker's subscribers by topic, its inbox task, delivery |
 //! | `inbox` | a worker's MPSC inbox, woken once per drain however many pushes |
+//! | `fan_out` | subscribers' driver tasks woken a batch at a time, so others keep their turn |
 //! | `sender` | [`Sender`]: direct messages to one connection, with its backpressure |
 //! | `counters` | per-worker counts of a topic and of the server ([`PubSubStats`]) |
 //! | `options` | the slow-subscriber policy and the inbox bound ([`PubSubOptions`]) |
@@ -32,6 +33,7 @@
 //! messages in transit count against its connection's bound.
 
 mod counters;
+mod fan_out;
 mod hub;
 mod inbox;
 mod local;

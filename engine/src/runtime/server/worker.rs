@@ -123,13 +123,15 @@ pub(crate) fn run(
     };
     let driver = runtime.driver();
     runtime.block_on(async move {
-        // This worker's pub/sub, and the task that drains its inbox.
+        // This worker's pub/sub, the task that drains its inbox, and the one that wakes
+        // subscribers for deliveries.
         let pubsub = Rc::new(WorkerPubSub::new(
             shared.hub.clone(),
             index,
             shared.options.max_send_queue,
         ));
         tokio::task::spawn_local(pubsub.clone().run(inbox));
+        tokio::task::spawn_local(pubsub.run_wakes());
         match driver {
             Driver::Tokio => {
                 let listener = listener

@@ -33,6 +33,11 @@ const SERVE_PER_TURN: Duration = Duration::from_micros(30);
 /// turn to batch more). An echo dirties one socket per message; a broadcast to N, N.
 const FAN_OUT: usize = 8;
 
+/// The most sockets a turn flushes for fan-out deliveries (publishes to many), about a
+/// millisecond of sends: a publish to thousands of subscribers leaves over a few turns,
+/// while sockets with replies of their own are flushed at every turn.
+const FAN_OUT_PER_TURN: usize = 128;
+
 /// How a worker's ring is made.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RingConfig {
@@ -108,6 +113,9 @@ pub(crate) struct Ring {
     slots: RefCell<Slots>,
     /// Sockets with work for the next turn (kicked by their handle, or by the ring).
     dirty: RefCell<Vec<SlotId>>,
+    /// Sockets kicked by a publish's delivery: flushed in order, [`FAN_OUT_PER_TURN`] a
+    /// turn.
+    fan_out: RefCell<VecDeque<SlotId>>,
     /// Deadlines of sockets: (when, slot). Stale ones are skipped when they come.
     timers: RefCell<BinaryHeap<Reverse<(Instant, SlotId)>>>,
     /// The ring task, when it sleeps.
@@ -162,6 +170,7 @@ impl Ring {
             bufs: RefCell::new(bufs),
             slots: RefCell::default(),
             dirty: RefCell::default(),
+            fan_out: RefCell::default(),
             timers: RefCell::default(),
             waker: RefCell::default(),
             woken: Cell::new(false),
@@ -232,6 +241,12 @@ impl Ring {
         self.wake();
     }
 
+    /// Marks a socket that a publish's delivery kicked, and wakes the ring task.
+    pub(super) fn mark_fan_out(&self, id: SlotId) {
+        self.fan_out.borrow_mut().push_back(id);
+        self.wake();
+    }
+
     /// Asks for a turn at `at` for socket `id`.
     pub(super) fn add_timer(&self, at: Instant, id: SlotId) {
         self.timers.borrow_mut().push(Reverse((at, id)));
@@ -268,27 +283,33 @@ impl Ring {
     fn turn(&self) -> bool {
         self.turn_number.set(self.turn_number.get().wrapping_add(1));
         let mut worked = false;
-        // Sockets kicked since the last turn: flush what their handles queued. Unless
-        // this is a fan-out (a few messages in made many sockets dirty: a broadcast)
-        // while input keeps coming: then the flush waits one turn, so that what the next
+        // Sockets kicked since the last turn: flush what their handles queued.
+        for id in std::mem::take(&mut *self.dirty.borrow_mut()) {
+            if let Some(socket) = self.get(id.index, id.generation) {
+                socket.pump(self);
+                worked = true;
+            }
+        }
+        // Subscribers kicked by publishes: up to [`FAN_OUT_PER_TURN`] of them. Unless this
+        // is a fan-out (a few messages in made many sockets dirty: a broadcast) while
+        // input keeps coming: then their flush waits one turn, so that what the next
         // completions publish leaves in the same writes (a send per socket per turn is
-        // what a broadcast costs). Never two turns in a row, and never in ping-pong,
-        // where each message in dirties about one socket.
-        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        // what a broadcast costs). Never two turns in a row.
         let reaped = self.reaped.get();
-        let hold = reaped > 0 && dirty.len() > FAN_OUT * reaped && !self.held_back.get();
+        let pending = self.fan_out.borrow().len();
+        let hold = reaped > 0 && pending > FAN_OUT * reaped && !self.held_back.get();
         self.held_back.set(hold);
-        let held = if hold {
-            dirty
-        } else {
-            for id in dirty {
+        if !hold {
+            for _ in 0..pending.min(FAN_OUT_PER_TURN) {
+                let Some(id) = self.fan_out.borrow_mut().pop_front() else {
+                    break;
+                };
                 if let Some(socket) = self.get(id.index, id.generation) {
                     socket.pump(self);
                     worked = true;
                 }
             }
-            Vec::new()
-        };
+        }
         // Deadlines that came.
         let now = Instant::now();
         loop {
@@ -308,11 +329,8 @@ impl Ring {
         self.bufs.borrow_mut().publish();
         worked |= self.submit_and_reap();
         worked |= self.serve_runnable();
-        if hold {
-            // Flushed at the next turn, which comes at once.
-            self.dirty.borrow_mut().extend(held);
-            worked = true;
-        }
+        // What is left comes at the next turn, at once.
+        worked |= !self.fan_out.borrow().is_empty();
         worked
     }
 
@@ -549,16 +567,7 @@ impl Ring {
             self.woken.set(false);
             if self.turn() {
                 // Let the handlers the completions woke run, then turn again.
-                let mut yielded = false;
-                poll_fn(|cx| {
-                    if yielded {
-                        return Poll::Ready(());
-                    }
-                    yielded = true;
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                })
-                .await;
+                crate::runtime::executor::yield_to_worker().await;
                 continue;
             }
             let deadline = self.next_deadline();

@@ -152,6 +152,12 @@ impl Kick for Socket {
             ring.mark_dirty(self.id);
         }
     }
+
+    fn kick_fan_out(&self) {
+        if let Some(ring) = self.ring.upgrade() {
+            ring.mark_fan_out(self.id);
+        }
+    }
 }
 
 impl Socket {
@@ -505,6 +511,13 @@ impl Socket {
                 drop(st);
                 if wake_send {
                     shared.wake_send();
+                }
+                if shared.is_kicked() {
+                    // Its handle kicked it since its last pump, so it waits for a turn
+                    // already (its own, or a fan-out's a few turns on): what was queued
+                    // meanwhile leaves then, in one send, rather than a send per
+                    // publish as each completion comes.
+                    return;
                 }
             }
             Err(e) => {

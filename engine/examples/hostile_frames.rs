@@ -185,15 +185,22 @@ fn main() {
                                     let mut frame = header(0x82, 1024);
                                     frame.extend_from_slice(&[0x5a; 1024]);
                                     let frames: Vec<u8> = frame.repeat(64);
-                                    let mut total = 0;
+                                    // Where the next write starts: a write that timed out
+                                    // may have sent part of the block, and the stream goes
+                                    // on from there (starting again would cut a frame).
+                                    let (mut total, mut at) = (0, 0);
                                     while total < sent && Instant::now() < until {
-                                        match s.write_all(&frames) {
-                                            Ok(()) => total += frames.len(),
+                                        match s.write(&frames[at..]) {
+                                            Ok(n) => {
+                                                total += n;
+                                                at = (at + n) % frames.len();
+                                            }
                                             Err(e)
                                                 if matches!(
                                                     e.kind(),
                                                     std::io::ErrorKind::WouldBlock
                                                         | std::io::ErrorKind::TimedOut
+                                                        | std::io::ErrorKind::Interrupted
                                                 ) => {}
                                             Err(_) => break,
                                         }

@@ -1,6 +1,7 @@
 //! The command line: what to load, how hard, for how long.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -116,6 +117,27 @@ pub struct Config {
     /// Fan-out: publisher connections (besides the `--connections` subscribers).
     #[arg(long, default_value_t = 1)]
     pub publishers: usize,
+    /// Threshold: exit with status 99 if the p99 latency is over this (`2ms`, `500us`,
+    /// `1s`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_p99: Option<Duration>,
+    /// Threshold: exit with status 99 if more than this fraction of what was tried failed
+    /// (errors of every kind and failed connects, over those plus the echoes). Errors
+    /// within it no longer fail the run; mismatches always do.
+    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    pub max_error_rate: Option<f64>,
+    /// Threshold: exit with status 99 if fewer than this many echoes per second came back.
+    #[arg(long, value_name = "MSG_PER_SEC")]
+    pub min_rate: Option<f64>,
+}
+
+/// A fraction between 0 and 1.
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        Ok(f) => Err(format!("{f} is not between 0 and 1")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// What the connections of a run do.

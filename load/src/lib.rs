@@ -19,6 +19,7 @@ mod payload;
 pub mod report;
 pub mod server_cpu;
 pub mod stats;
+pub mod thresholds;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
@@ -37,6 +38,7 @@ use connection::{Shape, Window};
 use fanout::FanoutShared;
 pub use report::Report;
 use stats::{LiveCounters, ThreadStats, Totals};
+pub use thresholds::Thresholds;
 
 /// Connections per loopback source address before the next one is used (the ephemeral
 /// port range holds about 28,000 ports per address).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
-use load::{Config, run};
+use load::{Config, Thresholds, run};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,14 +28,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let thresholds = Thresholds::from_config(&config);
+    let missed = thresholds.missed(&report);
     if config.json {
-        println!("{}", report.to_json());
+        let mut json = report.to_json();
+        if thresholds.any() {
+            json["thresholds"] = serde_json::json!({
+                "passed": missed.is_empty(),
+                "missed": missed,
+            });
+        }
+        println!("{json}");
     } else {
         print!("{}", report.to_text());
     }
-    if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
+    for reason in &missed {
+        eprintln!("load: threshold missed: {reason}");
+    }
+    if !report.is_clean_within(&thresholds) {
+        // Mismatches, errors past what the thresholds allow, nothing measured.
         ExitCode::FAILURE
+    } else if !missed.is_empty() {
+        ExitCode::from(99)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -112,13 +112,19 @@ impl Report {
     /// Whether the run found no problem: no mismatched echoes, no errors, and something
     /// measured (echoes; idle: every connection held to the end).
     pub fn is_clean(&self) -> bool {
+        self.is_clean_within(&crate::Thresholds::default())
+    }
+
+    /// [`is_clean`](Self::is_clean), with errors allowed up to the thresholds'
+    /// `--max-error-rate`.
+    pub fn is_clean_within(&self, thresholds: &crate::Thresholds) -> bool {
         let measured = if self.idle {
             self.totals.held == self.connections as u64
         } else {
             self.totals.messages > 0
         };
         self.totals.mismatches == 0
-            && self.totals.error_count() == 0
+            && (self.totals.error_count() == 0 || thresholds.tolerates_errors(self))
             && self.totals.dropped == 0
             && measured
     }

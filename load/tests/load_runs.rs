@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
-use load::{Config, run};
+use load::{Config, Thresholds, run};
 use wsengine::Message;
 use wsengine::runtime::{Server, ServerHandle, WebSocket};
 
@@ -335,4 +335,127 @@ fn mixed_sizes_make_sense_only_upwards_and_over_websocket() {
         argv.extend_from_slice(mode);
         assert!(Config::try_parse_from(argv).is_err(), "{mode:?}");
     }
+}
+
+#[test]
+fn thresholds_pass_and_fail_as_set() {
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "4",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    let p99 = Duration::from_micros(report.totals.latency.value_at_quantile(0.99));
+    let rate = report.totals.messages as f64 / report.measured.as_secs_f64();
+    let at = |max_p99, min_rate, max_error_rate| Thresholds {
+        max_p99,
+        min_rate,
+        max_error_rate,
+    };
+    // Met exactly, and with room.
+    assert_eq!(
+        at(Some(p99), Some(rate * 0.99), Some(0.0)).missed(&report),
+        Vec::<String>::new()
+    );
+    assert!(!Thresholds::default().any());
+    // Missed, each with its figure.
+    let missed = at(Some(p99 - Duration::from_micros(1)), None, None).missed(&report);
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert!(missed[0].starts_with("p99 "), "{missed:?}");
+    let missed = at(None, Some(rate * 2.0), None).missed(&report);
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert!(missed[0].contains("under --min-rate"), "{missed:?}");
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn an_error_rate_threshold_tolerates_errors_up_to_it_and_no_further() {
+    // Echoes 5 messages on each connection, then hangs up without a word.
+    let server = Server::builder("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .serve(|ws: WebSocket, _req| async move {
+            for _ in 0..5 {
+                let Ok(m) = ws.recv().await else { return };
+                if ws.send(m).await.is_err() {
+                    return;
+                }
+            }
+            drop(ws);
+        })
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "4",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    let failed = report.totals.error_count();
+    assert!(
+        failed > 0 && report.totals.messages > 0,
+        "{}",
+        report.to_text()
+    );
+    assert!(!report.is_clean(), "errors fail a run without a threshold");
+    let rate = load::thresholds::error_rate(&report);
+    let tried = (failed + report.totals.messages) as f64;
+    assert!((rate - failed as f64 / tried).abs() < 1e-12);
+    let allow = |max| Thresholds {
+        max_error_rate: Some(max),
+        ..Thresholds::default()
+    };
+    assert!(report.is_clean_within(&allow(rate)));
+    assert!(allow(rate).missed(&report).is_empty());
+    let strict = allow(rate / 2.0);
+    assert!(!report.is_clean_within(&strict));
+    let missed = strict.missed(&report);
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert!(missed[0].starts_with("error rate "), "{missed:?}");
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_missed_threshold_is_exit_status_99_with_the_reason() {
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let load = |threshold: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+            .args(["--url", &url, "--connections", "2", "--duration", "0.5"])
+            .args(["--warmup", "0", "--threads", "1", "--max-p99", threshold])
+            .output()
+            .expect("load runs")
+    };
+    let out = load("1us");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{stderr}");
+    assert!(
+        stderr.contains("load: threshold missed: p99 ") && stderr.contains("--max-p99 1µs"),
+        "{stderr}"
+    );
+    let out = load("60s");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.shutdown(Duration::from_secs(1));
 }

@@ -43,7 +43,7 @@ impl Thresholds {
     pub fn missed(&self, report: &Report) -> Vec<String> {
         let mut missed = Vec::new();
         if let Some(max) = self.max_p99 {
-            let p99 = Duration::from_micros(report.totals.latency.value_at_quantile(0.99));
+            let p99 = Duration::from_micros(report.latency_us(0.99));
             if p99 > max {
                 missed.push(format!("p99 {p99:?} is over --max-p99 {max:?}"));
             }
@@ -51,20 +51,15 @@ impl Thresholds {
         if let Some(max) = self.max_error_rate {
             let rate = error_rate(report);
             if rate > max {
+                let failed = failed(report);
                 missed.push(format!(
-                    "error rate {rate:.6} ({} failed of {} tried) is over --max-error-rate {max}",
-                    failed(report),
-                    failed(report) + report.totals.messages
+                    "error rate {rate:.6} ({failed} failed of {} tried) is over --max-error-rate {max}",
+                    failed + report.totals.messages
                 ));
             }
         }
         if let Some(min) = self.min_rate {
-            let secs = report.measured.as_secs_f64();
-            let rate = if secs > 0.0 {
-                report.totals.messages as f64 / secs
-            } else {
-                0.0
-            };
+            let rate = report.messages_per_sec();
             if rate < min {
                 missed.push(format!("{rate:.0} messages/s is under --min-rate {min}"));
             }

@@ -13,6 +13,8 @@
 #   benches/compare.sh                 # 5 s per run after 1 s warm-up (~8 minutes)
 #   DURATION=3 ROUNDS=1 benches/compare.sh
 #   SERVERS="wsengine wsengine-wss" SCENARIOS_ONLY="1 3" benches/compare.sh   # a subset
+#   WSENGINE_BEFORE=/path/to/old/bench-server SERVERS="wsengine wsengine-before raw-tcp" \
+#     benches/compare.sh    # a before/after table from one run (io_uring, same flags)
 #
 # Everything stays on 127.0.0.1; every server is stopped by PID.
 set -euo pipefail
@@ -33,6 +35,7 @@ if [ -n "${SERVERS:-}" ]; then
 else
   SERVERS=(wsengine wsengine-wss wsengine-tokio wsengine-tokio-uring tokio-tungstenite fastwebsockets raw-tcp)
   [ -n "${UWS_ECHO:-}" ] && SERVERS+=(uwebsockets)
+  [ -n "${WSENGINE_BEFORE:-}" ] && SERVERS+=(wsengine-before)
 fi
 SCENARIOS=(
   "--connections 100 --size 20 --pipeline 1"
@@ -55,6 +58,7 @@ start_server() { # name -> sets SERVER_PID, SERVER_URL
     wsengine-wss) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver uring --tls-self-signed) ;;
     wsengine-tokio) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver tokio) ;;
     wsengine-tokio-uring) cmd=("$BIN/bench-server" --addr 127.0.0.1:0 --workers 1 --driver tokio-uring) ;;
+    wsengine-before) cmd=("${WSENGINE_BEFORE:?set WSENGINE_BEFORE to another build of bench-server}" --addr 127.0.0.1:0 --workers 1 --driver uring) ;;
     uwebsockets) cmd=("$UWS_ECHO") ;;
     tokio-tungstenite) cmd=("$BIN/tungstenite_echo" 127.0.0.1:0) ;;
     fastwebsockets) cmd=("$BIN/fastwebsockets_echo" 127.0.0.1:0) ;;
@@ -116,7 +120,7 @@ import json, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1])]
 scenarios = sys.argv[2:]
-servers = ["wsengine", "wsengine-wss", "wsengine-tokio", "wsengine-tokio-uring", "tokio-tungstenite", "fastwebsockets", "raw-tcp", "uwebsockets"]
+servers = ["wsengine", "wsengine-before", "wsengine-wss", "wsengine-tokio", "wsengine-tokio-uring", "tokio-tungstenite", "fastwebsockets", "raw-tcp", "uwebsockets"]
 by = defaultdict(list)
 for r in rows:
     by[(r["scenario"], r["server"])].append(r)

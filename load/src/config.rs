@@ -15,10 +15,23 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(version)]
 pub struct Config {
-    /// The server to load: ws:// or wss://HOST:PORT/PATH. Default: an embedded wsengine
-    /// echo server on 127.0.0.1 (half the CPUs, the load on the others).
+    /// The server to load: ws:// or wss://HOST:PORT/PATH. Repeat it to spread the
+    /// connections over several (connection i goes to URL i mod n: several nodes behind
+    /// no balancer, or several ports). Default: an embedded wsengine echo server on
+    /// 127.0.0.1 (half the CPUs, the load on the others).
     #[arg(long)]
-    pub url: Option<String>,
+    pub url: Vec<String>,
+    /// An extra request header for the handshake, `NAME: VALUE` (repeatable), e.g.
+    /// `-H "Authorization: Bearer …"`.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = header)]
+    pub headers: Vec<(String, String)>,
+    /// A subprotocol to offer (`Sec-WebSocket-Protocol`, repeatable, in order of
+    /// preference).
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// The `Origin` header, as a browser would send it.
+    #[arg(long)]
+    pub origin: Option<String>,
     /// Open WebSocket connections.
     #[arg(long, default_value_t = 100)]
     pub connections: usize,
@@ -129,6 +142,37 @@ pub struct Config {
     /// Threshold: exit with status 99 if fewer than this many echoes per second came back.
     #[arg(long, value_name = "MSG_PER_SEC")]
     pub min_rate: Option<f64>,
+    /// Save the run into this directory: `run.json` (command, environment, results and
+    /// the per-second series), `latency.hlog` (an HdrHistogram interval log, one V2
+    /// histogram per second, mergeable) and `report.html` (the plots). For `load
+    /// compare`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// With `--out`: what this run measured (a server, a build) for `load compare`'s
+    /// rows. Default: the URL (or "wsengine-embedded").
+    #[arg(long)]
+    pub label: Option<String>,
+    /// With `--out`: the scenario this run belongs to; `load compare` compares runs of
+    /// one group. Default: the shape of the load ("C=100 S=20 K=1").
+    #[arg(long)]
+    pub group: Option<String>,
+    /// With `--server-pid`: count the server's system calls per message over the
+    /// measured window (`perf stat` on the server; needs perf and the permission to
+    /// trace it).
+    #[arg(long, requires = "server_pid")]
+    pub server_syscalls: bool,
+}
+
+/// A `NAME: VALUE` header.
+fn header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not NAME: VALUE"))?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
 }
 
 /// A fraction between 0 and 1.
@@ -153,6 +197,29 @@ impl Config {
     /// Whether messages are text (the default) or binary.
     pub fn is_text(&self) -> bool {
         !self.binary
+    }
+
+    /// The default `--group`: the shape of the load, e.g. "C=100 S=20 K=1" or
+    /// "C=10 S=16384 rate=5000 binary".
+    pub fn default_group(&self) -> String {
+        let mut group = format!("C={} S={}", self.connections, self.size);
+        if let Some(max) = self.max_size {
+            group += &format!("..{max}");
+        }
+        match self.rate {
+            Some(rate) => group += &format!(" rate={rate}"),
+            None => group += &format!(" K={}", self.pipeline.max(1)),
+        }
+        if self.binary {
+            group += " binary";
+        }
+        if self.idle {
+            group += " idle";
+        }
+        if self.scenario == Scenario::Fanout {
+            group += &format!(" fanout P={}", self.publishers);
+        }
+        group
     }
 }
 

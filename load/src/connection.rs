@@ -93,7 +93,7 @@ pub async fn closed_loop(
         expected += 1;
         stats.tick(echo.len());
         if now >= window.measure_from && sent >= window.measure_from {
-            stats.record(now - sent, echo.len());
+            stats.record(now, now - sent, echo.len());
         }
         if now < window.end && !stop.load(Ordering::Relaxed) {
             if !send_next(&ws, &mut next_seq, shape, &mut scratch, &stats).await {
@@ -200,7 +200,7 @@ pub async fn open_loop(
                 expected += 1;
                 stats.tick(echo.len());
                 if at >= window.measure_from {
-                    stats.record(now.saturating_duration_since(at), echo.len());
+                    stats.record(now, now.saturating_duration_since(at), echo.len());
                 }
                 if now >= window.end && due.borrow().is_empty() {
                     return;
@@ -326,7 +326,7 @@ pub async fn raw_closed_loop(
             expected += 1;
             stats.tick(size);
             if now >= window.measure_from && sent >= window.measure_from {
-                stats.record(now - sent, size);
+                stats.record(now, now - sent, size);
             }
             if now < window.end && !stop.load(Ordering::Relaxed) {
                 payload::fill(&mut scratch, next_seq, size);

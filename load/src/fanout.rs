@@ -173,7 +173,7 @@ pub async fn subscriber(
         stats.tick(payload.len());
         if sent >= measure_from {
             let latency = Duration::from_nanos(nanos(now).saturating_sub(sent));
-            stats.record(latency, payload.len());
+            stats.record(now, latency, payload.len());
             figures.received += 1;
             figures.latency_sum_us += latency.as_micros() as u64;
         }

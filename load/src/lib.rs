@@ -12,12 +12,18 @@
 //! with `--max-size`, is a function of `n`, so every echo is checked byte for byte
 //! without keeping a copy.
 
+pub mod compare;
 pub mod config;
 mod connection;
+pub mod environment;
 mod fanout;
 mod payload;
+pub mod plot;
 pub mod report;
+pub mod saved;
+pub mod series;
 pub mod server_cpu;
+pub mod server_syscalls;
 pub mod stats;
 pub mod thresholds;
 
@@ -25,7 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wsengine::proto::extensions::DeflateConfig;
 use wsengine::runtime::{
@@ -37,6 +43,7 @@ pub use config::{Config, Scenario};
 use connection::{Shape, Window};
 use fanout::FanoutShared;
 pub use report::Report;
+use server_syscalls::SyscallCount;
 use stats::{LiveCounters, ThreadStats, Totals};
 pub use thresholds::Thresholds;
 
@@ -143,10 +150,16 @@ fn client_tls(config: &Config) -> Result<Option<ClientTls>, LoadError> {
 /// The address of a `tcp://HOST:PORT` URL (raw mode).
 fn raw_address(url: &str) -> Result<SocketAddr, LoadError> {
     use std::net::ToSocketAddrs;
-    let rest = url
-        .strip_prefix("tcp://")
-        .ok_or_else(|| LoadError::Usage(format!("--raw needs a tcp://HOST:PORT URL, not {url}")))?;
-    rest.trim_end_matches('/')
+    let bad = || LoadError::Usage(format!("--raw needs a tcp://HOST:PORT URL, not {url}"));
+    let parsed = url::Url::parse(url).map_err(|_| bad())?;
+    if parsed.scheme() != "tcp" {
+        return Err(bad());
+    }
+    let host = parsed.host_str().ok_or_else(bad)?;
+    let port = parsed.port().ok_or_else(bad)?;
+    // IPv6 hosts come bracketed from the URL; the resolver takes them bare.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -161,13 +174,15 @@ enum Peer {
 
 /// The literal IP address in a `ws://` URL, if it has one.
 fn url_ip(url: &str) -> Option<IpAddr> {
-    let rest = url.strip_prefix("ws://")?;
-    let authority = rest.split('/').next()?;
-    authority
-        .parse::<SocketAddr>()
-        .map(|a| a.ip())
-        .ok()
-        .or_else(|| authority.parse().ok())
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.scheme() != "ws" {
+        return None;
+    }
+    match parsed.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
 }
 
 /// Runs the load and returns the figures. `stop` ends it early (Ctrl-C); `progress`
@@ -181,7 +196,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     if config.rate.is_some_and(|r| r <= 0.0) {
         return Err(LoadError::Usage("--rate must be positive".into()));
     }
-    if config.raw && (config.url.is_none() || config.rate.is_some()) {
+    if config.raw && (config.url.is_empty() || config.rate.is_some()) {
         return Err(LoadError::Usage(
             "--raw needs --url tcp://HOST:PORT and runs closed loop only (no --rate)".into(),
         ));
@@ -214,9 +229,14 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             config.size
         )));
     }
-    let raw_addr = match (&config.url, config.raw) {
-        (Some(url), true) => Some(raw_address(url)?),
-        _ => None,
+    let raw_addrs = if config.raw {
+        config
+            .url
+            .iter()
+            .map(|url| raw_address(url))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
     };
     // One decision for every thread (and the embedded server), said once.
     let mut driver = wsengine::runtime::executor::resolve(config.driver, 4096);
@@ -233,9 +253,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut tls = client_tls(config)?;
-    let (server, url, placement) = match &config.url {
-        Some(url) => (None, url.clone(), None),
-        None => {
+    let (server, urls, placement) = match config.url.as_slice() {
+        [_, ..] => (None, config.url.clone(), None),
+        [] => {
             let workers = config.server_workers.unwrap_or((cpus / 2).max(1));
             let (server_tls, scheme) = if config.tls {
                 let (server_tls, client) = self_signed()?;
@@ -246,7 +266,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             };
             let server = embedded_server(workers, driver, config.deflate, server_tls, fanout)?;
             let url = format!("{scheme}://{}/", server.local_addr());
-            (Some(server), url, Some(workers))
+            (Some(server), vec![url], Some(workers))
         }
     };
     // Fan-out: publishers are the first connections, subscribers the rest.
@@ -267,7 +287,14 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         .clamp(1, connections);
     let first_cpu = placement.unwrap_or(0);
     let pin = placement.is_some() || config.pin;
-    let loopback_v4 = matches!(url_ip(&url), Some(IpAddr::V4(ip)) if ip.is_loopback());
+    let loopback_v4: Vec<bool> = urls
+        .iter()
+        .map(|url| matches!(url_ip(url), Some(IpAddr::V4(ip)) if ip.is_loopback()))
+        .collect();
+    let mut handshake = ConnectOptions::default();
+    handshake.headers = config.headers.clone();
+    handshake.protocols = config.subprotocols.clone();
+    handshake.origin = config.origin.clone();
     let warmup = Duration::from_secs_f64(config.warmup.max(0.0));
     let duration = Duration::from_secs_f64(config.duration);
     let shape = Shape {
@@ -281,6 +308,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     };
 
     let barrier = Arc::new(Barrier::new(threads + 1));
+    // What the load threads watch: set at the end of the window, or when `stop` is
+    // (which stays the caller's: `load compare` runs on after a run ends).
+    let halt = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut live = Vec::new();
     for t in 0..threads {
@@ -291,9 +321,10 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             threads,
             connections,
             fanout: fanout_job.clone(),
-            url: url.clone(),
-            raw_addr,
-            loopback_v4,
+            urls: urls.clone(),
+            raw_addrs: raw_addrs.clone(),
+            loopback_v4: loopback_v4.clone(),
+            handshake: handshake.clone(),
             connect_concurrency: config.connect_concurrency.max(1),
             shape,
             idle: config.idle,
@@ -306,7 +337,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             driver,
             counters,
             barrier: barrier.clone(),
-            stop: stop.clone(),
+            stop: halt.clone(),
         };
         handles.push(
             std::thread::Builder::new()
@@ -325,11 +356,19 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     };
     let watch = report::Progress::new(progress, config.idle, warmup, warmup + duration);
     let mut cpu_from = None;
+    let mut measuring = false;
+    let mut measure_started = SystemTime::now();
+    let mut syscalls = None;
     let mut stopped_early = false;
     loop {
         let now = Instant::now();
-        if cpu_from.is_none() && now >= window.measure_from {
+        if !measuring && now >= window.measure_from {
+            measuring = true;
+            measure_started = SystemTime::now();
             cpu_from = config.server_pid.and_then(server_cpu::cpu_time);
+            if let (Some(pid), true) = (config.server_pid, config.server_syscalls) {
+                syscalls = Some(SyscallCount::start(pid, duration).map_err(|e| e.to_string()));
+            }
         }
         if now >= window.end {
             break;
@@ -343,7 +382,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     }
     let measured_until = Instant::now().min(window.end);
     let cpu_to = config.server_pid.and_then(server_cpu::cpu_time);
-    stop.store(true, Ordering::Relaxed);
+    let syscalls = syscalls.map(|counting| counting.and_then(SyscallCount::finish));
+    halt.store(true, Ordering::Relaxed);
     watch.finish();
 
     let mut totals = Totals::empty();
@@ -368,7 +408,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     let held_for = measured_until.saturating_duration_since(start);
     let mut report = Report::new(
         config,
-        url,
+        urls.join(" "),
         threads,
         placement.map(|workers| (workers, first_cpu)),
         totals,
@@ -381,6 +421,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
         stopped_early,
     );
     report.driver = driver.name();
+    report.server_syscalls = syscalls;
+    report.measure_started = measure_started;
     Ok(report)
 }
 
@@ -404,9 +446,15 @@ struct ThreadJob {
     /// Connections of the whole run (fan-out: publishers first).
     connections: usize,
     fanout: Option<FanoutJob>,
-    url: String,
-    raw_addr: Option<SocketAddr>,
-    loopback_v4: bool,
+    /// Connection i goes to URL i mod n.
+    urls: Vec<String>,
+    /// Raw mode: their addresses.
+    raw_addrs: Vec<SocketAddr>,
+    /// Whether each is a literal IPv4 loopback address (more source addresses past
+    /// one's ephemeral ports).
+    loopback_v4: Vec<bool>,
+    /// Headers, subprotocols and origin of the handshake.
+    handshake: ConnectOptions,
     connect_concurrency: usize,
     shape: Shape,
     idle: bool,
@@ -454,6 +502,7 @@ impl ThreadJob {
             measure_from: start + self.warmup,
             end: start + self.warmup + self.duration,
         };
+        stats.seconds.start(window.measure_from, self.duration);
         // Idle connections wait on this rather than polling `stop` each.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
@@ -516,13 +565,24 @@ impl ThreadJob {
                 }
             }));
         }
-        // Publish p99 for the progress line; pass Ctrl-C on to idle connections.
+        // Publish p99 for the progress line; pass Ctrl-C on to idle connections; read
+        // this thread's CPU when the window begins (the self-check; the end is read below).
         let publisher = {
             let stats = stats.clone();
             let stop = self.stop.clone();
             tokio_uring::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let now = Instant::now();
+                    let next = now + Duration::from_millis(250);
+                    let next = match stats.cpu_from.get() {
+                        None => next.min(window.measure_from.max(now)),
+                        Some(_) => next,
+                    };
+                    tokio::time::sleep_until(next.into()).await;
+                    let now = Instant::now();
+                    if stats.cpu_from.get().is_none() && now >= window.measure_from {
+                        stats.cpu_from.set(Some((now, environment::thread_cpu())));
+                    }
                     stats.publish_p99();
                     if stop.load(Ordering::Relaxed) {
                         let _ = stop_tx.send(true);
@@ -538,6 +598,12 @@ impl ThreadJob {
                 stats.error("hung at the end");
             }
         }
+        if let Some((from, cpu)) = stats.cpu_from.get() {
+            stats.cpu.set(Some(environment::ThreadCpu {
+                cpu: environment::thread_cpu().saturating_sub(cpu),
+                wall: from.elapsed(),
+            }));
+        }
         publisher.abort();
     }
 
@@ -551,17 +617,19 @@ impl ThreadJob {
         for i in mine {
             let permits = permits.clone();
             let stats = stats.clone();
-            let url = self.url.clone();
-            let raw_addr = self.raw_addr;
-            let mut options = ConnectOptions::default();
+            let which = i % self.urls.len();
+            let url = self.urls[which].clone();
+            let raw_addr = self.raw_addrs.get(which).copied();
+            let mut options = self.handshake.clone();
             options.socket.max_send_queue = 4 << 20;
             if self.deflate {
                 options.socket.protocol.deflate = DeflateConfig::dedicated();
             }
             options.tls = self.tls.clone();
-            if self.loopback_v4 && i >= CONNECTIONS_PER_SOURCE {
+            let nth = i / self.urls.len();
+            if self.loopback_v4[which] && nth >= CONNECTIONS_PER_SOURCE {
                 // Past one address's ephemeral ports: 127.0.0.2, 127.0.0.3, ...
-                let n = (i / CONNECTIONS_PER_SOURCE) as u32 + 1;
+                let n = (nth / CONNECTIONS_PER_SOURCE) as u32 + 1;
                 options.local_addr = Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n)));
             }
             pending.push(tokio_uring::spawn(async move {
@@ -607,4 +675,98 @@ impl ThreadJob {
         }
         sockets
     }
+}
+
+/// The label of a run saved without `--label`: its URL, or the embedded server.
+pub fn default_label(config: &Config) -> String {
+    match config.url.as_slice() {
+        [] => "wsengine-embedded".into(),
+        urls => urls.join(" "),
+    }
+}
+
+/// A finished run as saved by `--out`: `command` is the command line.
+pub fn saved_run(config: &Config, report: &Report, command: &[String]) -> saved::SavedRun {
+    let label = config
+        .label
+        .clone()
+        .unwrap_or_else(|| default_label(config));
+    let group = config
+        .group
+        .clone()
+        .unwrap_or_else(|| config.default_group());
+    saved::SavedRun::from_report(
+        report,
+        &label,
+        &group,
+        command,
+        environment::describe(report.measure_started),
+        report.measure_started,
+    )
+}
+
+/// Saves a run into `dir`: `run.json`, `latency.hlog` and its `report.html`.
+pub fn save(run: &saved::SavedRun, dir: &std::path::Path) -> Result<(), saved::SavedError> {
+    run.save(dir)?;
+    let rows = compare::rows(vec![run.clone()]);
+    let title = format!("load: {} ({})", run.label(), run.group());
+    let page = compare::html(&rows, &[], &title, &compare::notes(&rows));
+    let path = dir.join(saved::REPORT_HTML);
+    compare::write_html(&path, &page).map_err(|e| saved::SavedError::Io(path, e))
+}
+
+/// `load compare` live: each `--url` of `args.load` run `args.rounds` times,
+/// alternating (round 1 of every URL, then round 2, ...), as saved runs (also written
+/// under `args.out`). `stop` ends it (the runs so far are kept).
+pub fn compare_live(
+    args: &compare::CompareArgs,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<saved::SavedRun>, LoadError> {
+    use clap::Parser as _;
+    let mut argv = vec!["load".to_string()];
+    argv.extend(args.load.iter().cloned());
+    let config = Config::try_parse_from(&argv).map_err(|e| LoadError::Usage(e.to_string()))?;
+    if config.url.is_empty() {
+        return Err(LoadError::Usage(
+            "load compare: give the servers as --url after --, one each".into(),
+        ));
+    }
+    if args.rounds == 0 {
+        return Err(LoadError::Usage("--rounds must be at least 1".into()));
+    }
+    let mut runs = Vec::new();
+    for round in 1..=args.rounds {
+        for (i, url) in config.url.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(runs);
+            }
+            let mut one = config.clone();
+            one.url = vec![url.clone()];
+            one.label = Some(args.label.get(i).cloned().unwrap_or_else(|| url.clone()));
+            let report = run(&one, stop.clone(), false)?;
+            let saved = saved_run(&one, &report, &argv);
+            eprintln!(
+                "round {round}/{}: {}: {:.0} msg/s, p99 {} µs",
+                args.rounds,
+                saved.label(),
+                report.messages_per_sec(),
+                report.latency_us(0.99)
+            );
+            if let Some(out) = &args.out {
+                let name: String = format!("{}-{round}", saved.label())
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                save(&saved, &out.join(name)).map_err(|e| LoadError::Usage(e.to_string()))?;
+            }
+            runs.push(saved);
+        }
+    }
+    Ok(runs)
 }

@@ -1,18 +1,18 @@
-//! `load`: see `load --help`.
+//! `load`: see `load --help` and `load compare --help`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
+use load::compare::{self, CompareArgs};
 use load::{Config, Thresholds, run};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C (or SIGTERM) ends the run early; the figures so far are printed.
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -20,6 +20,11 @@ fn main() -> ExitCode {
             eprintln!("load: cannot install a signal handler: {e}");
         }
     }
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).is_some_and(|a| a == "compare") {
+        return compare_main(CompareArgs::parse_from(&argv[1..]), stop);
+    }
+    let config = Config::parse();
     let progress = !config.json && std::io::stdout().is_terminal();
     let report = match run(&config, stop, progress) {
         Ok(report) => report,
@@ -30,7 +35,7 @@ fn main() -> ExitCode {
     };
     let thresholds = Thresholds::from_config(&config);
     let missed = thresholds.missed(&report);
-    if config.json {
+    let printed = if config.json {
         let mut json = report.to_json();
         if thresholds.any() {
             json["thresholds"] = serde_json::json!({
@@ -38,12 +43,23 @@ fn main() -> ExitCode {
                 "missed": missed,
             });
         }
-        println!("{json}");
+        emit(&format!("{json}\n"))
     } else {
-        print!("{}", report.to_text());
-    }
+        emit(&report.to_text())
+    };
     for reason in &missed {
         eprintln!("load: threshold missed: {reason}");
+    }
+    if let Some(dir) = &config.out {
+        let saved = load::saved_run(&config, &report, &argv);
+        if let Err(e) = load::save(&saved, dir) {
+            eprintln!("load: --out: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if !printed {
+        // Nobody reads stdout any more (`load … | head`): nothing more to say.
+        return ExitCode::SUCCESS;
     }
     if !report.is_clean_within(&thresholds) {
         // Mismatches, errors past what the thresholds allow, nothing measured.
@@ -52,5 +68,64 @@ fn main() -> ExitCode {
         ExitCode::from(99)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `load compare`: saved runs, or `--url`s after `--` run alternately in rounds.
+fn compare_main(args: CompareArgs, stop: Arc<AtomicBool>) -> ExitCode {
+    let runs = if args.load.is_empty() {
+        if args.runs.is_empty() {
+            eprintln!("load compare: give saved runs (load --out DIR), or servers after --");
+            return ExitCode::FAILURE;
+        }
+        compare::load_runs(&args.runs).map_err(|e| e.to_string())
+    } else {
+        load::compare_live(&args, stop).map_err(|e| e.to_string())
+    };
+    let runs = match runs {
+        Ok(runs) if !runs.is_empty() => runs,
+        Ok(_) => {
+            eprintln!("load compare: no runs");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("load compare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rows = compare::rows(runs);
+    if let Some(path) = &args.html {
+        let page = compare::html(
+            &rows,
+            &args.baseline,
+            "load compare",
+            &compare::notes(&rows),
+        );
+        if let Err(e) = compare::write_html(path, &page) {
+            eprintln!("load compare: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let text = if args.json {
+        format!("{}\n", compare::to_json(&rows, &args.baseline))
+    } else {
+        let (header, cells) = compare::table(&rows, &args.baseline);
+        compare::markdown(&header, &cells)
+    };
+    emit(&text);
+    ExitCode::SUCCESS
+}
+
+/// Writes `text` to stdout; `false` once the reader has gone (a closed pipe), which is
+/// not an error worth a panic.
+fn emit(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            eprintln!("load: stdout: {e}");
+            false
+        }
     }
 }

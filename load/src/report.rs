@@ -1,13 +1,15 @@
 //! The figures: a readable report, one JSON object, and the live progress line.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::series::SecondFigures;
 use crate::stats::{LiveCounters, Totals};
 
 /// The outcome of a run.
@@ -48,6 +50,11 @@ pub struct Report {
     pub deflate: bool,
     /// Fan-out: the publisher connections (`None`: the echo scenario).
     pub publishers: Option<usize>,
+    /// `--server-syscalls`: the server's system calls over the measured window, by call
+    /// (or why they could not be counted).
+    pub server_syscalls: Option<Result<BTreeMap<String, u64>, String>>,
+    /// When the measured window began (wall clock).
+    pub measure_started: SystemTime,
 }
 
 impl Report {
@@ -82,6 +89,8 @@ impl Report {
             driver: "uring",
             deflate: config.deflate,
             publishers: (config.scenario == crate::Scenario::Fanout).then_some(config.publishers),
+            server_syscalls: None,
+            measure_started: SystemTime::now(),
         }
     }
 
@@ -107,6 +116,20 @@ impl Report {
     pub fn server_cpu_us_per_msg(&self) -> Option<f64> {
         let cpu = self.server_cpu?;
         (self.totals.messages > 0).then(|| cpu.as_secs_f64() * 1e6 / self.totals.messages as f64)
+    }
+
+    /// The server's system calls per message, by call (`--server-syscalls`).
+    pub fn server_syscalls_per_msg(&self) -> Option<BTreeMap<String, f64>> {
+        let Some(Ok(counts)) = &self.server_syscalls else {
+            return None;
+        };
+        let messages = self.totals.messages.max(1) as f64;
+        Some(
+            counts
+                .iter()
+                .map(|(call, n)| (call.clone(), *n as f64 / messages))
+                .collect(),
+        )
     }
 
     /// Whether the run found no problem: no mismatched echoes, no errors, and something
@@ -186,7 +209,80 @@ impl Report {
             "deflate_connections": self.totals.deflated,
             "wire_bytes_per_payload_byte": self.wire_ratio(),
             "stopped_early": self.stopped_early,
+            "server_syscalls": match &self.server_syscalls {
+                Some(Ok(counts)) => json!(counts),
+                Some(Err(why)) => json!({ "error": why }),
+                None => serde_json::Value::Null,
+            },
+            "server_syscalls_per_msg": self.server_syscalls_per_msg(),
+            "load_threads": self.load_threads_json(),
+            "load_saturated": !self.saturated_threads().is_empty(),
+            "series": self.series_json(),
         })
+    }
+
+    /// The self-check's figures in the JSON object.
+    fn load_threads_json(&self) -> Vec<serde_json::Value> {
+        let thread = |t: &crate::environment::ThreadCpu| json!({ "cpu_s": t.cpu.as_secs_f64(), "busy": t.busy() });
+        self.totals.load_threads.iter().map(thread).collect()
+    }
+
+    /// The per-second series in the JSON object.
+    fn series_json(&self) -> Vec<serde_json::Value> {
+        let second = |s: &SecondFigures| {
+            json!({
+                "t_s": s.start.as_secs_f64(),
+                "duration_s": s.length.as_secs_f64(),
+                "messages": s.messages,
+                "messages_per_sec": s.messages_per_sec(),
+                "p50_us": s.p50_us,
+                "p99_us": s.p99_us,
+                "errors": s.errors,
+            })
+        };
+        self.series().iter().map(second).collect()
+    }
+
+    /// The measured window second by second.
+    pub fn series(&self) -> Vec<SecondFigures> {
+        let seconds = &self.totals.seconds;
+        (0..seconds.len())
+            .map(|i| seconds.second(i, self.measured).0)
+            .collect()
+    }
+
+    /// The load threads (by index) that were on a CPU more than
+    /// [`SATURATED`](crate::environment::SATURATED) of the measured window, with how
+    /// busy they were.
+    pub fn saturated_threads(&self) -> Vec<(usize, f64)> {
+        self.totals
+            .load_threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, t.busy()))
+            .filter(|&(_, busy)| busy > crate::environment::SATURATED)
+            .collect()
+    }
+
+    /// The self-check's lines: each load thread's CPU, and a warning when one was
+    /// saturated.
+    fn self_check(&self, out: &mut String) {
+        if self.totals.load_threads.is_empty() {
+            return;
+        }
+        let busy: Vec<String> = self
+            .totals
+            .load_threads
+            .iter()
+            .map(|t| format!("{:.0}%", t.busy() * 100.0))
+            .collect();
+        *out += &format!("  load threads on CPU {} of the window\n", busy.join(", "));
+        for (i, busy) in self.saturated_threads() {
+            *out += &format!(
+                "  warning: load thread {i} was on a CPU {:.0}% of the measured window: the figures may say more about the load generator than about the server (more --threads, or a CPU of their own)\n",
+                busy * 100.0
+            );
+        }
     }
 
     /// The readable report.
@@ -239,6 +335,19 @@ impl Report {
         if let Some(us) = self.server_cpu_us_per_msg() {
             out += &format!("  server CPU {us:.3} µs/msg\n");
         }
+        match (&self.server_syscalls, self.server_syscalls_per_msg()) {
+            (_, Some(per_msg)) => {
+                let calls: Vec<String> = per_msg
+                    .iter()
+                    .filter(|(_, n)| **n >= 0.005)
+                    .map(|(call, n)| format!("{call} {n:.2}"))
+                    .collect();
+                out += &format!("  server syscalls/msg {}\n", calls.join("  "));
+            }
+            (Some(Err(why)), _) => out += &format!("  server syscalls not counted: {why}\n"),
+            _ => {}
+        }
+        self.self_check(&mut out);
         if self.deflate {
             out += &format!(
                 "  permessage-deflate on {} of {} connections",

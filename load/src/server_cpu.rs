@@ -18,16 +18,10 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     ))
 }
 
+/// Clock ticks per second, the unit of /proc's CPU times (from the kernel's auxiliary
+/// vector, through `rustix`).
 fn clock_ticks() -> Option<u64> {
-    // Clock ticks per second: 100 on every Linux in practice; asked of getconf once
-    // per reading rather than through an unsafe libc call.
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .or(Some(100))
+    Some(rustix::param::clock_ticks_per_second()).filter(|&t| t > 0)
 }
 
 #[cfg(test)]

@@ -7,14 +7,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::environment::ThreadCpu;
 use crate::fanout::Spread;
+use crate::series::{Seconds, SecondsRecorder};
 
 /// Latencies from 1 µs to 60 s at 3 significant digits.
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
@@ -50,6 +52,12 @@ pub struct ThreadStats {
     pub spread: Cell<Option<Spread>>,
     /// For the progress line: every echo so far, and this thread's p99 so far (µs).
     pub live: Arc<LiveCounters>,
+    /// Latency and errors second by second.
+    pub seconds: SecondsRecorder,
+    /// When the measured window began for this thread, and its CPU time then.
+    pub cpu_from: Cell<Option<(Instant, Duration)>>,
+    /// This thread's CPU over the measured window (the self-check), once it is over.
+    pub cpu: Cell<Option<ThreadCpu>>,
 }
 
 /// Counters the main thread samples for the progress line.
@@ -80,19 +88,24 @@ impl ThreadStats {
             dropped: Cell::new(0),
             spread: Cell::new(None),
             live,
+            seconds: SecondsRecorder::default(),
+            cpu_from: Cell::new(None),
+            cpu: Cell::new(None),
         }
     }
 
     /// Counts an error of `kind`.
     pub fn error(&self, kind: &'static str) {
         *self.errors.borrow_mut().entry(kind).or_insert(0) += 1;
+        self.seconds.error(Instant::now());
     }
 
-    /// Records an echo received in the measured window.
+    /// Records an echo received at `now` in the measured window.
     #[inline]
-    pub fn record(&self, latency: Duration, bytes: usize) {
+    pub fn record(&self, now: Instant, latency: Duration, bytes: usize) {
         let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
         let _ = self.latency.borrow_mut().record(us);
+        self.seconds.record(now, us);
         self.messages.set(self.messages.get() + 1);
         self.bytes.set(self.bytes.get() + bytes as u64);
     }
@@ -135,6 +148,8 @@ impl ThreadStats {
             dropped: self.dropped.get(),
             spread: self.spread.get(),
             published: 0,
+            seconds: self.seconds.into_seconds(),
+            load_threads: self.cpu.get().into_iter().collect(),
         }
     }
 }
@@ -172,6 +187,10 @@ pub struct Totals {
     pub spread: Option<Spread>,
     /// Fan-out: publishes sent.
     pub published: u64,
+    /// Latency and errors second by second.
+    pub seconds: Seconds,
+    /// Each load thread's CPU over the measured window (the self-check).
+    pub load_threads: Vec<ThreadCpu>,
 }
 
 impl Totals {
@@ -193,6 +212,8 @@ impl Totals {
             dropped: 0,
             spread: None,
             published: 0,
+            seconds: Seconds::default(),
+            load_threads: Vec::new(),
         }
     }
 
@@ -215,6 +236,8 @@ impl Totals {
             (Some(a), b) => Some(a.merge(b)),
             (None, b) => b,
         };
+        self.seconds.add(&other.seconds);
+        self.load_threads.extend_from_slice(&other.load_threads);
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += n;
         }

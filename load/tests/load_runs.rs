@@ -459,3 +459,93 @@ fn a_missed_threshold_is_exit_status_99_with_the_reason() {
     );
     server.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn headers_subprotocols_and_origin_reach_the_server_and_urls_share_the_connections() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Each server counts the connections whose handshake carried what was asked for,
+    // and echoes only on those.
+    let checked = |seen: Arc<AtomicUsize>| {
+        Server::builder("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .workers(1)
+            .pin_workers(false)
+            .serve(move |ws: WebSocket, req| {
+                let ok = req.header_str("authorization") == Some("Bearer t0k")
+                    && req.header_str("x-run") == Some("a: b")
+                    && req.origin() == Some("https://example.test")
+                    && req.protocols().collect::<Vec<_>>() == ["chat", "v2.chat"];
+                if ok {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                }
+                async move {
+                    while ok && let Ok(m) = ws.recv().await {
+                        if ws.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+            .unwrap()
+    };
+    let (seen_a, seen_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, b) = (checked(seen_a.clone()), checked(seen_b.clone()));
+    let (url_a, url_b) = (
+        format!("ws://{}/", a.local_addr()),
+        format!("ws://{}/", b.local_addr()),
+    );
+    let cfg = config(&[
+        "--url",
+        &url_a,
+        "--url",
+        &url_b,
+        "-H",
+        "Authorization: Bearer t0k",
+        "--header",
+        "X-Run: a: b",
+        "--origin",
+        "https://example.test",
+        "--subprotocol",
+        "chat",
+        "--subprotocol",
+        "v2.chat",
+        "--connections",
+        "6",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--threads",
+        "2",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    assert_eq!(seen_a.load(Ordering::Relaxed), 3, "connections 0, 2, 4");
+    assert_eq!(seen_b.load(Ordering::Relaxed), 3, "connections 1, 3, 5");
+    assert_eq!(report.url, format!("{url_a} {url_b}"));
+    // A header without a colon is refused before anything runs.
+    let bad = Config::try_parse_from(["load", "-H", "no colon"]);
+    assert!(bad.is_err());
+    a.shutdown(Duration::from_secs(1));
+    b.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_closed_stdout_ends_load_quietly() {
+    use std::process::{Command, Stdio};
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--url", &url, "--connections", "1", "--duration", "0.3"])
+        .args(["--warmup", "0", "--threads", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the report is printed.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    server.shutdown(Duration::from_secs(1));
+}

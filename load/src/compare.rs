@@ -428,6 +428,17 @@ pub fn to_json(rows: &[Row], asked: &[String]) -> Value {
 
 /// The report page of `rows`: the table, and the plots of every row.
 pub fn html(rows: &[Row], asked: &[String], title: &str, notes: &[String]) -> String {
+    html_with_sweep(rows, asked, title, notes, None)
+}
+
+/// [`html`], with a rate sweep's plot of p99 against rate.
+pub fn html_with_sweep(
+    rows: &[Row],
+    asked: &[String],
+    title: &str,
+    notes: &[String],
+    sweep: Option<(&str, &[plot::SweepPoint], Option<u64>)>,
+) -> String {
     let (header, cells) = table(rows, asked);
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let several_groups = rows.iter().any(|r| r.group != rows[0].group);
@@ -458,7 +469,7 @@ pub fn html(rows: &[Row], asked: &[String], title: &str, notes: &[String]) -> St
         table_header: &header,
         table_rows: &cells,
         runs: &runs,
-        sweep: None,
+        sweep,
     })
 }
 

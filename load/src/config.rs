@@ -156,6 +156,20 @@ pub struct Config {
     /// one group. Default: the shape of the load ("C=100 S=20 K=1").
     #[arg(long)]
     pub group: Option<String>,
+    /// Rate sweep: open-loop runs at rates rising geometrically from FROM to TO msg/s
+    /// (`--sweep-steps`), until one misses `--max-p99` (or answers fewer than 90% of
+    /// the messages, or errs); then `--sweep-refine` runs bisect towards the highest
+    /// rate that meets it. Each step is a whole run of `--warmup` + `--duration`.
+    #[arg(long, value_name = "FROM:TO", value_parser = crate::sweep::parse_range,
+          conflicts_with_all = ["rate", "idle", "raw"])]
+    pub sweep: Option<(f64, f64)>,
+    /// Steps of the sweep's climb.
+    #[arg(long, default_value_t = 6, requires = "sweep")]
+    pub sweep_steps: usize,
+    /// Bisecting runs after the climb, between the last rate that met the target and
+    /// the first that did not.
+    #[arg(long, default_value_t = 2, requires = "sweep")]
+    pub sweep_refine: usize,
     /// With `--server-pid`: count the server's system calls per message over the
     /// measured window (`perf stat` on the server; needs perf and the permission to
     /// trace it).

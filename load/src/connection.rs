@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use wsengine::CloseCode;
 use wsengine::runtime::{Error, WebSocket};
 
+use crate::pacer::Pacer;
 use crate::payload;
 use crate::stats::ThreadStats;
 
@@ -130,9 +131,16 @@ async fn send_next(
 /// Open loop: message `i` is due at `start + i × interval` and leaves then (or as soon as
 /// possible after, if the connection is backed up); latency counts from the due time, so
 /// a stalled server shows in the percentiles instead of slowing the load down.
+///
+/// `phase` (a fraction of the interval, by connection) spreads the connections' sends
+/// over the interval rather than sending every connection's message at once. How late
+/// each message left (the load's own timer lateness, which the latency includes) is
+/// kept as the send lag.
 pub async fn open_loop(
     ws: WebSocket,
     shape: Shape,
+    phase: f64,
+    pacer: Rc<Pacer>,
     window: Window,
     stats: Rc<ThreadStats>,
     stop: &AtomicBool,
@@ -145,7 +153,7 @@ pub async fn open_loop(
         let stats = stats.clone();
         async move {
             let mut scratch = Vec::with_capacity(shape.max_size);
-            let start = Instant::now();
+            let start = Instant::now() + interval.mul_f64(phase.clamp(0.0, 1.0));
             let mut seq = 0u64;
             loop {
                 let now = Instant::now();
@@ -156,8 +164,11 @@ pub async fn open_loop(
                 loop {
                     let at = start + interval.mul_f64(seq as f64);
                     if at > now {
-                        tokio::time::sleep_until(at.into()).await;
+                        pacer.sleep_until(at).await;
                         break;
+                    }
+                    if at >= window.measure_from {
+                        stats.record_send_lag(now.saturating_duration_since(at));
                     }
                     let size = shape.size_of(seq);
                     let m = payload::message(seq, size, shape.text, &mut scratch);

@@ -17,6 +17,7 @@ pub mod config;
 mod connection;
 pub mod environment;
 mod fanout;
+mod pacer;
 mod payload;
 pub mod plot;
 pub mod report;
@@ -25,6 +26,7 @@ pub mod series;
 pub mod server_cpu;
 pub mod server_syscalls;
 pub mod stats;
+pub mod sweep;
 pub mod thresholds;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -503,9 +505,22 @@ impl ThreadJob {
             end: start + self.warmup + self.duration,
         };
         stats.seconds.start(window.measure_from, self.duration);
+        stats.window_end.set(Some(window.end));
         // Idle connections wait on this rather than polling `stop` each.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
+        let connections = self.connections;
+        // The open loop's precise timer (tokio's wakes a millisecond or more late).
+        let pacer = match self.shape.interval {
+            Some(_) => match pacer::Pacer::new() {
+                Ok((pacer, firing)) => Some((pacer, tokio_uring::spawn(firing))),
+                Err(_) => {
+                    stats.error("timerfd");
+                    None
+                }
+            },
+            None => None,
+        };
         for (index, peer) in sockets {
             let stats = stats.clone();
             let shape = self.shape;
@@ -534,6 +549,7 @@ impl ThreadJob {
             }
             let idle = self.idle.then(|| stop_rx.clone());
             let greet = self.idle_after_echo;
+            let pacer = pacer.as_ref().map(|(pacer, _)| pacer.clone());
             if let Peer::WebSocket(ws) = &peer
                 && ws.deflate().is_some()
             {
@@ -553,7 +569,9 @@ impl ThreadJob {
                         connection::raw_closed_loop(stream, shape, window, stats, &stop).await
                     }
                     (Peer::WebSocket(ws), None) if shape.interval.is_some() => {
-                        connection::open_loop(ws, shape, window, stats, &stop).await
+                        let phase = index as f64 / connections as f64;
+                        let Some(pacer) = pacer else { return };
+                        connection::open_loop(ws, shape, phase, pacer, window, stats, &stop).await
                     }
                     (Peer::WebSocket(ws), None) => {
                         connection::closed_loop(ws, shape, window, stats, &stop).await
@@ -605,6 +623,9 @@ impl ThreadJob {
             }));
         }
         publisher.abort();
+        if let Some((_, firing)) = pacer {
+            firing.abort();
+        }
     }
 
     /// Opens this thread's connections, at most `connect_concurrency` at a time.

@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         return compare_main(CompareArgs::parse_from(&argv[1..]), stop);
     }
     let config = Config::parse();
+    if config.sweep.is_some() {
+        return sweep_main(&config, stop, &argv);
+    }
     let progress = !config.json && std::io::stdout().is_terminal();
     let report = match run(&config, stop, progress) {
         Ok(report) => report,
@@ -114,6 +117,57 @@ fn compare_main(args: CompareArgs, stop: Arc<AtomicBool>) -> ExitCode {
     };
     emit(&text);
     ExitCode::SUCCESS
+}
+
+/// `load --sweep`: the steps, the highest rate within the target; with `--out`, every
+/// step saved under DIR and the sweep's page.
+fn sweep_main(config: &Config, stop: Arc<AtomicBool>, argv: &[String]) -> ExitCode {
+    let sweep = match load::sweep::sweep(config, stop, argv) {
+        Ok(sweep) => sweep,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(dir) = &config.out
+        && let Err(e) = save_sweep(&sweep, dir)
+    {
+        eprintln!("load: --out: {e}");
+        return ExitCode::FAILURE;
+    }
+    if config.json {
+        emit(&format!("{}\n", sweep.to_json()));
+    } else {
+        emit(&sweep.to_text());
+    }
+    if sweep.target.is_some() && sweep.highest_passing().is_none() {
+        eprintln!("load: threshold missed: no rate of the sweep kept p99 within --max-p99");
+        return ExitCode::from(99);
+    }
+    ExitCode::SUCCESS
+}
+
+/// A sweep under `dir`: `step-NN/` per step (a saved run each), `sweep.json` and
+/// `report.html` (p99 against rate, and each step's latency curve).
+fn save_sweep(sweep: &load::sweep::Sweep, dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (i, run) in sweep.runs.iter().enumerate() {
+        load::save(run, &dir.join(format!("step-{:02}", i + 1))).map_err(|e| e.to_string())?;
+    }
+    let json = format!("{:#}\n", sweep.to_json());
+    std::fs::write(dir.join("sweep.json"), json).map_err(|e| e.to_string())?;
+    let rows = compare::rows(sweep.runs.clone());
+    let points = sweep.points();
+    let target = sweep.target.map(|t| t.as_micros() as u64);
+    let page = compare::html_with_sweep(
+        &rows,
+        &[],
+        "load --sweep",
+        &compare::notes(&rows),
+        Some(("p99", &points, target)),
+    );
+    let path = dir.join(load::saved::REPORT_HTML);
+    std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Writes `text` to stdout; `false` once the reader has gone (a closed pipe), which is

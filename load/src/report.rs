@@ -99,6 +99,13 @@ impl Report {
         self.totals.messages as f64 / self.measured.as_secs_f64().max(1e-9)
     }
 
+    /// Echoes that arrived within the measured window, per second: the rate a server
+    /// sustained (in open loop, [`messages_per_sec`](Self::messages_per_sec) also
+    /// counts the backlog answered after the window).
+    pub fn answered_per_sec(&self) -> f64 {
+        self.totals.answered_in_window as f64 / self.measured.as_secs_f64().max(1e-9)
+    }
+
     /// Payload bytes per second over the measured window.
     pub fn bytes_per_sec(&self) -> f64 {
         self.totals.bytes as f64 / self.measured.as_secs_f64().max(1e-9)
@@ -171,6 +178,25 @@ impl Report {
 
     /// The JSON object of `--json`.
     pub fn to_json(&self) -> serde_json::Value {
+        let mut json = self.figures_json();
+        // The load's own figures, the server's syscalls, and the run second by second.
+        json["answered_per_sec"] = json!(self.answered_per_sec());
+        json["send_lag_p50_us"] = json!(self.send_lag_us(0.5));
+        json["send_lag_p99_us"] = json!(self.send_lag_us(0.99));
+        json["load_threads"] = json!(self.load_threads_json());
+        json["load_saturated"] = json!(!self.saturated_threads().is_empty());
+        json["server_syscalls"] = match &self.server_syscalls {
+            Some(Ok(counts)) => json!(counts),
+            Some(Err(why)) => json!({ "error": why }),
+            None => serde_json::Value::Null,
+        };
+        json["server_syscalls_per_msg"] = json!(self.server_syscalls_per_msg());
+        json["series"] = json!(self.series_json());
+        json
+    }
+
+    /// The run's figures in the JSON object.
+    fn figures_json(&self) -> serde_json::Value {
         let connect = &self.totals.connect;
         json!({
             "url": self.url,
@@ -209,16 +235,14 @@ impl Report {
             "deflate_connections": self.totals.deflated,
             "wire_bytes_per_payload_byte": self.wire_ratio(),
             "stopped_early": self.stopped_early,
-            "server_syscalls": match &self.server_syscalls {
-                Some(Ok(counts)) => json!(counts),
-                Some(Err(why)) => json!({ "error": why }),
-                None => serde_json::Value::Null,
-            },
-            "server_syscalls_per_msg": self.server_syscalls_per_msg(),
-            "load_threads": self.load_threads_json(),
-            "load_saturated": !self.saturated_threads().is_empty(),
-            "series": self.series_json(),
         })
+    }
+
+    /// Open loop: how late messages left after their scheduled time at quantile `q`,
+    /// µs (the load's own lateness, inside the latency figures).
+    pub fn send_lag_us(&self, q: f64) -> Option<u64> {
+        let lag = &self.totals.send_lag;
+        (self.rate.is_some() && !lag.is_empty()).then(|| lag.value_at_quantile(q))
     }
 
     /// The self-check's figures in the JSON object.
@@ -267,6 +291,14 @@ impl Report {
     /// The self-check's lines: each load thread's CPU, and a warning when one was
     /// saturated.
     fn self_check(&self, out: &mut String) {
+        if let (Some(p50), Some(p99)) = (self.send_lag_us(0.5), self.send_lag_us(0.99)) {
+            *out += &format!(
+                "  send lag µs p50 {p50}   p99 {p99} (how late the load sent on its schedule; inside the latency)\n"
+            );
+            if p50 * 2 > self.latency_us(0.5) {
+                *out += "  warning: the send lag is most of the latency: the load's timer (1 ms resolution) sets these percentiles more than the server does\n";
+            }
+        }
         if self.totals.load_threads.is_empty() {
             return;
         }

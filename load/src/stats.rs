@@ -26,8 +26,15 @@ pub struct ThreadStats {
     pub latency: RefCell<Histogram<u64>>,
     /// Connect plus handshake time in µs.
     pub connect: RefCell<Histogram<u64>>,
+    /// Open loop: how late each message left after its scheduled time, µs.
+    pub send_lag: RefCell<Histogram<u64>>,
     /// Echoes received in the measured window.
     pub messages: Cell<u64>,
+    /// Of those, the ones that arrived before the window's end (the rest were in flight
+    /// when it ended, or queued behind a server that fell behind).
+    pub answered_in_window: Cell<u64>,
+    /// The end of the measured window, once known.
+    pub window_end: Cell<Option<Instant>>,
     /// Payload bytes of those echoes.
     pub bytes: Cell<u64>,
     /// Echoes that differed from what was sent (type, length or content).
@@ -75,7 +82,10 @@ impl ThreadStats {
         ThreadStats {
             latency: RefCell::new(histogram()),
             connect: RefCell::new(histogram()),
+            send_lag: RefCell::new(histogram()),
             messages: Cell::new(0),
+            answered_in_window: Cell::new(0),
+            window_end: Cell::new(None),
             bytes: Cell::new(0),
             mismatches: Cell::new(0),
             connect_failures: Cell::new(0),
@@ -106,6 +116,9 @@ impl ThreadStats {
         let us = (latency.as_micros() as u64).clamp(1, 60_000_000);
         let _ = self.latency.borrow_mut().record(us);
         self.seconds.record(now, us);
+        if self.window_end.get().is_some_and(|end| now < end) {
+            self.answered_in_window.set(self.answered_in_window.get() + 1);
+        }
         self.messages.set(self.messages.get() + 1);
         self.bytes.set(self.bytes.get() + bytes as u64);
     }
@@ -119,6 +132,13 @@ impl ThreadStats {
             .set(self.payload_received.get() + bytes as u64);
     }
 
+    /// Records how late a message left after its scheduled time (open loop).
+    #[inline]
+    pub fn record_send_lag(&self, lag: Duration) {
+        let us = (lag.as_micros() as u64).clamp(1, 60_000_000);
+        let _ = self.send_lag.borrow_mut().record(us);
+    }
+
     /// Publishes this thread's p99 for the progress line.
     pub fn publish_p99(&self) {
         let p99 = self.latency.borrow().value_at_quantile(0.99);
@@ -130,7 +150,9 @@ impl ThreadStats {
         Totals {
             latency: self.latency.into_inner(),
             connect: self.connect.into_inner(),
+            send_lag: self.send_lag.into_inner(),
             messages: self.messages.get(),
+            answered_in_window: self.answered_in_window.get(),
             bytes: self.bytes.get(),
             mismatches: self.mismatches.get(),
             connect_failures: self.connect_failures.get(),
@@ -161,8 +183,12 @@ pub struct Totals {
     pub latency: Histogram<u64>,
     /// Connect plus handshake time in µs.
     pub connect: Histogram<u64>,
+    /// Open loop: how late messages left after their scheduled time, µs.
+    pub send_lag: Histogram<u64>,
     /// Echoes in the measured window.
     pub messages: u64,
+    /// Of those, the ones that arrived before the window's end.
+    pub answered_in_window: u64,
     /// Their payload bytes.
     pub bytes: u64,
     /// Echoes that differed from what was sent.
@@ -199,7 +225,9 @@ impl Totals {
         Totals {
             latency: histogram(),
             connect: histogram(),
+            send_lag: histogram(),
             messages: 0,
+            answered_in_window: 0,
             bytes: 0,
             mismatches: 0,
             connect_failures: 0,
@@ -221,7 +249,9 @@ impl Totals {
     pub fn add(&mut self, other: &Totals) {
         let _ = self.latency.add(&other.latency);
         let _ = self.connect.add(&other.connect);
+        let _ = self.send_lag.add(&other.send_lag);
         self.messages += other.messages;
+        self.answered_in_window += other.answered_in_window;
         self.bytes += other.bytes;
         self.mismatches += other.mismatches;
         self.connect_failures += other.connect_failures;

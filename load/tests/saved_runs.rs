@@ -267,3 +267,72 @@ fn the_report_page_renders_in_headless_chromium() {
     server.shutdown(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_sweep_finds_the_rate_a_slowed_server_sustains_and_saves_its_page() {
+    // 1 ms of CPU per message: at most 1,000 echoes/s (fewer when other tests share
+    // the CPU), so 1,600/s can never be sustained and 100/s always is.
+    let slow = echo_server(Duration::from_millis(1));
+    let url = format!("ws://{}/", slow.local_addr());
+    let dir = scratch("sweep");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--url", &url, "--connections", "8", "--threads", "1"])
+        .args(["--duration", "0.6", "--warmup", "0.2", "--json"])
+        .args([
+            "--sweep",
+            "100:3200",
+            "--sweep-steps",
+            "6",
+            "--sweep-refine",
+            "1",
+        ])
+        .args(["--max-p99", "300ms", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = json["sweep"].as_array().unwrap();
+    let rate = |i: usize| steps[i]["rate"].as_f64().unwrap();
+    let passed = |i: usize| steps[i]["passed"].as_bool().unwrap();
+    // The climb doubles until the first miss, which comes by 1,600/s; then one step
+    // bisects between the last pass and it.
+    let miss = (0..steps.len())
+        .find(|&i| !passed(i))
+        .expect("a step missed");
+    assert!(miss >= 1 && rate(miss) <= 1600.0 + 1e-6, "{json}");
+    for i in 0..miss {
+        assert!(passed(i), "{json}");
+        assert!(
+            (rate(i) - 100.0 * 2f64.powi(i as i32)).abs() < 1e-6,
+            "{json}"
+        );
+    }
+    assert_eq!(steps.len(), miss + 2, "{json}");
+    let mid = rate(miss + 1);
+    assert!(
+        (mid - (rate(miss - 1) * rate(miss)).sqrt()).abs() < 1e-6,
+        "{json}"
+    );
+    let highest = json["highest_passing_rate"].as_f64().unwrap();
+    assert!(highest == rate(miss - 1) || highest == mid, "{json}");
+    assert!(
+        highest <= 1000.0 / 0.9,
+        "no more than the server can do: {json}"
+    );
+    // Every step is a saved run; the page has the sweep's chart.
+    for i in 1..=steps.len() {
+        let step = SavedRun::load(&dir.join(format!("step-{i:02}"))).unwrap();
+        assert_eq!(step.group(), "C=8 S=20 open-loop sweep");
+        assert!(step.results()["send_lag_p50_us"].as_u64().is_some());
+    }
+    let page = std::fs::read_to_string(dir.join(saved::REPORT_HTML)).unwrap();
+    assert_eq!(
+        page.matches("<svg").count(),
+        4,
+        "percentiles, rate, p99 over time, p99 by rate"
+    );
+    slow.shutdown(Duration::from_secs(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}

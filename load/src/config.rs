@@ -156,6 +156,14 @@ pub struct Config {
     /// one group. Default: the shape of the load ("C=100 S=20 K=1").
     #[arg(long)]
     pub group: Option<String>,
+    /// Connection ramps, as k6 has them: `DURATION:TARGET,...`, e.g. `10s:100,30s:1000,
+    /// 10s:0`. Each stage moves the open connections linearly to its target; connection
+    /// i connects when the ramp passes i + 1 and closes (1000) when a ramp down passes it
+    /// again. Replaces `--connections` (the peak) and `--duration` (the sum); no warm-up.
+    /// Closed loop, or open loop with `--rate` (per connection: the rate over the peak).
+    #[arg(long, value_name = "STAGES", value_parser = crate::stages::parse_arg,
+          conflicts_with_all = ["idle", "raw", "sweep"])]
+    pub stages: Option<crate::stages::Stages>,
     /// Rate sweep: open-loop runs at rates rising geometrically from FROM to TO msg/s
     /// (`--sweep-steps`), until one misses `--max-p99` (or answers fewer than 90% of
     /// the messages, or errs); then `--sweep-refine` runs bisect towards the highest

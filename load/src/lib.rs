@@ -25,6 +25,7 @@ pub mod saved;
 pub mod series;
 pub mod server_cpu;
 pub mod server_syscalls;
+pub mod stages;
 pub mod stats;
 pub mod sweep;
 pub mod thresholds;
@@ -190,6 +191,20 @@ fn url_ip(url: &str) -> Option<IpAddr> {
 /// Runs the load and returns the figures. `stop` ends it early (Ctrl-C); `progress`
 /// shows the live line.
 pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Report, LoadError> {
+    // Stages: the peak is the connections, the stages' sum the measured window.
+    let staged;
+    let config = match &config.stages {
+        Some(stages) => {
+            staged = Config {
+                connections: stages::peak(&stages.0),
+                duration: stages::total(&stages.0).as_secs_f64(),
+                warmup: 0.0,
+                ..config.clone()
+            };
+            &staged
+        }
+        None => config,
+    };
     if config.connections == 0 || config.duration <= 0.0 {
         return Err(LoadError::Usage(
             "--connections and --duration must be positive".into(),
@@ -324,6 +339,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             connections,
             fanout: fanout_job.clone(),
             urls: urls.clone(),
+            stages: config.stages.clone().map(|s| s.0),
             raw_addrs: raw_addrs.clone(),
             loopback_v4: loopback_v4.clone(),
             handshake: handshake.clone(),
@@ -450,6 +466,8 @@ struct ThreadJob {
     fanout: Option<FanoutJob>,
     /// Connection i goes to URL i mod n.
     urls: Vec<String>,
+    /// `--stages`: connections open and close on the ramp's schedule.
+    stages: Option<Vec<stages::Stage>>,
     /// Raw mode: their addresses.
     raw_addrs: Vec<SocketAddr>,
     /// Whether each is a literal IPv4 loopback address (more source addresses past
@@ -496,7 +514,11 @@ impl ThreadJob {
     }
 
     async fn load(self, stats: Rc<ThreadStats>) {
-        let sockets = self.connect_all(&stats).await;
+        let sockets = match self.stages {
+            // Ramps connect on their schedule, after the start.
+            Some(_) => Vec::new(),
+            None => self.connect_all(&stats).await,
+        };
         // Start together: the main thread measures from when every thread is ready.
         self.barrier.wait();
         let start = Instant::now();
@@ -506,6 +528,7 @@ impl ThreadJob {
         };
         stats.seconds.start(window.measure_from, self.duration);
         stats.window_end.set(Some(window.end));
+        stats.open.set(sockets.len() as u64);
         // Idle connections wait on this rather than polling `stop` each.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
@@ -577,11 +600,59 @@ impl ThreadJob {
                         connection::closed_loop(ws, shape, window, stats, &stop).await
                     }
                 }
+                wire_stats.open.set(wire_stats.open.get().saturating_sub(1));
                 if let Some(ws) = handle {
                     let wire = &wire_stats.wire_received;
                     wire.set(wire.get() + ws.wire_bytes().received);
                 }
             }));
+        }
+        if let Some(stages) = &self.stages {
+            for i in (self.index..self.connections).step_by(self.threads) {
+                let open = stages::schedule(stages, i);
+                let connect = self.connector(i);
+                let (stats, stop, shape) = (stats.clone(), self.stop.clone(), self.shape);
+                let pacer = pacer.as_ref().map(|(pacer, _)| pacer.clone());
+                let phase = i as f64 / connections as f64;
+                tasks.push(tokio_uring::spawn(async move {
+                    for (from, until) in open {
+                        tokio::time::sleep_until((start + from).into()).await;
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let Some(Peer::WebSocket(ws)) = connect(stats.clone()).await else {
+                            continue;
+                        };
+                        let on_ramp = Window {
+                            measure_from: window.measure_from,
+                            end: (start + until).min(window.end),
+                        };
+                        let wire = ws.clone();
+                        stats.open.set(stats.open.get() + 1);
+                        match (&pacer, shape.interval) {
+                            (Some(pacer), Some(_)) => {
+                                connection::open_loop(
+                                    ws,
+                                    shape,
+                                    phase,
+                                    pacer.clone(),
+                                    on_ramp,
+                                    stats.clone(),
+                                    &stop,
+                                )
+                                .await
+                            }
+                            _ => {
+                                connection::closed_loop(ws, shape, on_ramp, stats.clone(), &stop)
+                                    .await
+                            }
+                        }
+                        stats.open.set(stats.open.get() - 1);
+                        let received = &stats.wire_received;
+                        received.set(received.get() + wire.wire_bytes().received);
+                    }
+                }));
+            }
         }
         // Publish p99 for the progress line; pass Ctrl-C on to idle connections; read
         // this thread's CPU when the window begins (the self-check; the end is read below).
@@ -600,6 +671,9 @@ impl ThreadJob {
                     let now = Instant::now();
                     if stats.cpu_from.get().is_none() && now >= window.measure_from {
                         stats.cpu_from.set(Some((now, environment::thread_cpu())));
+                    }
+                    if now >= window.measure_from {
+                        stats.seconds.open_connections(now, stats.open.get());
                     }
                     stats.publish_p99();
                     if stop.load(Ordering::Relaxed) {
@@ -630,31 +704,47 @@ impl ThreadJob {
 
     /// Opens this thread's connections, at most `connect_concurrency` at a time.
     async fn connect_all(&self, stats: &Rc<ThreadStats>) -> Vec<(usize, Peer)> {
-        let mine: Vec<usize> = (self.index..self.connections)
-            .step_by(self.threads)
-            .collect();
         let permits = Rc::new(tokio::sync::Semaphore::new(self.connect_concurrency));
         let mut pending = Vec::new();
-        for i in mine {
+        for i in (self.index..self.connections).step_by(self.threads) {
             let permits = permits.clone();
+            let connect = self.connector(i);
             let stats = stats.clone();
-            let which = i % self.urls.len();
-            let url = self.urls[which].clone();
-            let raw_addr = self.raw_addrs.get(which).copied();
-            let mut options = self.handshake.clone();
-            options.socket.max_send_queue = 4 << 20;
-            if self.deflate {
-                options.socket.protocol.deflate = DeflateConfig::dedicated();
-            }
-            options.tls = self.tls.clone();
-            let nth = i / self.urls.len();
-            if self.loopback_v4[which] && nth >= CONNECTIONS_PER_SOURCE {
-                // Past one address's ephemeral ports: 127.0.0.2, 127.0.0.3, ...
-                let n = (nth / CONNECTIONS_PER_SOURCE) as u32 + 1;
-                options.local_addr = Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n)));
-            }
             pending.push(tokio_uring::spawn(async move {
                 let _permit = permits.acquire().await.ok()?;
+                connect(stats).await.map(|peer| (i, peer))
+            }));
+        }
+        let mut sockets = Vec::new();
+        for p in pending {
+            if let Ok(Some(peer)) = p.await {
+                sockets.push(peer);
+            }
+        }
+        sockets
+    }
+
+    /// What opens connection `i` (its URL, options and source address), counting the
+    /// connect time, or the failure by kind.
+    fn connector(&self, i: usize) -> impl Fn(Rc<ThreadStats>) -> ConnectFuture + 'static {
+        let which = i % self.urls.len();
+        let url = self.urls[which].clone();
+        let raw_addr = self.raw_addrs.get(which).copied();
+        let mut options = self.handshake.clone();
+        options.socket.max_send_queue = 4 << 20;
+        if self.deflate {
+            options.socket.protocol.deflate = DeflateConfig::dedicated();
+        }
+        options.tls = self.tls.clone();
+        let nth = i / self.urls.len();
+        if self.loopback_v4[which] && nth >= CONNECTIONS_PER_SOURCE {
+            // Past one address's ephemeral ports: 127.0.0.2, 127.0.0.3, ...
+            let n = (nth / CONNECTIONS_PER_SOURCE) as u32 + 1;
+            options.local_addr = Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n)));
+        }
+        move |stats: Rc<ThreadStats>| {
+            let (url, options) = (url.clone(), options.clone());
+            Box::pin(async move {
                 let began = Instant::now();
                 let connected = match raw_addr {
                     Some(addr) => match tokio_uring::net::TcpStream::connect(addr).await {
@@ -674,7 +764,7 @@ impl ThreadJob {
                         let us = began.elapsed().as_micros() as u64;
                         let _ = stats.connect.borrow_mut().record(us.max(1));
                         stats.connected.set(stats.connected.get() + 1);
-                        Some((i, peer))
+                        Some(peer)
                     }
                     Err(e) => {
                         stats.connect_failures.set(stats.connect_failures.get() + 1);
@@ -686,17 +776,13 @@ impl ThreadJob {
                         None
                     }
                 }
-            }));
+            })
         }
-        let mut sockets = Vec::new();
-        for p in pending {
-            if let Ok(Some(peer)) = p.await {
-                sockets.push(peer);
-            }
-        }
-        sockets
     }
 }
+
+/// A connection being opened.
+type ConnectFuture = std::pin::Pin<Box<dyn Future<Output = Option<Peer>>>>;
 
 /// The label of a run saved without `--label`: its URL, or the embedded server.
 pub fn default_label(config: &Config) -> String {

@@ -55,6 +55,8 @@ pub struct Report {
     pub server_syscalls: Option<Result<BTreeMap<String, u64>, String>>,
     /// When the measured window began (wall clock).
     pub measure_started: SystemTime,
+    /// `--stages`: the ramp the connections followed.
+    pub stages: Option<Vec<crate::stages::Stage>>,
 }
 
 impl Report {
@@ -91,6 +93,7 @@ impl Report {
             publishers: (config.scenario == crate::Scenario::Fanout).then_some(config.publishers),
             server_syscalls: None,
             measure_started: SystemTime::now(),
+            stages: config.stages.clone().map(|s| s.0),
         }
     }
 
@@ -262,6 +265,7 @@ impl Report {
                 "p50_us": s.p50_us,
                 "p99_us": s.p99_us,
                 "errors": s.errors,
+                "connections": s.connections,
             })
         };
         self.series().iter().map(second).collect()
@@ -421,6 +425,16 @@ impl Report {
             self.totals.connect_failures,
             self.sizes()
         );
+        if let Some(stages) = &self.stages {
+            let ramp: Vec<String> = stages
+                .iter()
+                .map(|s| format!("{:?} to {}", s.length, s.target))
+                .collect();
+            *out += &format!(
+                "  stages: {} (the connections above are the peak)\n",
+                ramp.join(", ")
+            );
+        }
         *out += &format!("  measured {:.2} s{early}\n\n", self.measured.as_secs_f64());
         *out += &format!(
             "  messages   {:>12}   {:>12.0} msg/s   {:>9.2} MB/s\n",

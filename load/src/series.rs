@@ -57,6 +57,8 @@ pub struct SecondsRecorder {
     finished: RefCell<Vec<Sparse>>,
     /// Errors by second (errors before the window count in second 0).
     errors: RefCell<Vec<u64>>,
+    /// The most connections seen open in each second.
+    open: RefCell<Vec<u64>>,
 }
 
 impl Default for SecondsRecorder {
@@ -68,6 +70,7 @@ impl Default for SecondsRecorder {
             current: RefCell::new(histogram()),
             finished: RefCell::new(Vec::new()),
             errors: RefCell::new(Vec::new()),
+            open: RefCell::new(Vec::new()),
         }
     }
 }
@@ -111,6 +114,19 @@ impl SecondsRecorder {
         errors[second] += 1;
     }
 
+    /// Notes that `open` connections were open at `now`.
+    pub fn open_connections(&self, now: Instant, open: u64) {
+        if self.window.get().is_none() {
+            return;
+        }
+        let second = self.second_of(now);
+        let mut seen = self.open.borrow_mut();
+        if seen.len() <= second {
+            seen.resize(second + 1, 0);
+        }
+        seen[second] = seen[second].max(open);
+    }
+
     /// Finishes the current second and starts `second` (later than it, or the last).
     #[cold]
     fn move_to(&self, second: usize) {
@@ -147,6 +163,7 @@ impl SecondsRecorder {
         Seconds {
             latency: self.finished.into_inner(),
             errors: self.errors.into_inner(),
+            open: self.open.into_inner(),
         }
     }
 }
@@ -158,6 +175,8 @@ pub struct Seconds {
     pub latency: Vec<Sparse>,
     /// Errors by second.
     pub errors: Vec<u64>,
+    /// Connections open by second (the most seen in it, summed over threads).
+    pub open: Vec<u64>,
 }
 
 impl Seconds {
@@ -173,6 +192,12 @@ impl Seconds {
             self.errors.resize(other.errors.len(), 0);
         }
         for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
+            *mine += theirs;
+        }
+        if self.open.len() < other.open.len() {
+            self.open.resize(other.open.len(), 0);
+        }
+        for (mine, theirs) in self.open.iter_mut().zip(&other.open) {
             *mine += theirs;
         }
     }
@@ -216,6 +241,7 @@ impl Seconds {
                 latency.value_at_quantile(0.99)
             },
             errors: self.errors.get(i).copied().unwrap_or(0),
+            connections: self.open.get(i).copied().unwrap_or(0),
         };
         (figures, latency)
     }
@@ -236,6 +262,8 @@ pub struct SecondFigures {
     pub p99_us: u64,
     /// Errors in it.
     pub errors: u64,
+    /// The most connections open in it.
+    pub connections: u64,
 }
 
 impl SecondFigures {

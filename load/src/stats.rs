@@ -61,6 +61,8 @@ pub struct ThreadStats {
     pub live: Arc<LiveCounters>,
     /// Latency and errors second by second.
     pub seconds: SecondsRecorder,
+    /// Connections open now (sampled into the seconds for the series).
+    pub open: Cell<u64>,
     /// When the measured window began for this thread, and its CPU time then.
     pub cpu_from: Cell<Option<(Instant, Duration)>>,
     /// This thread's CPU over the measured window (the self-check), once it is over.
@@ -99,6 +101,7 @@ impl ThreadStats {
             spread: Cell::new(None),
             live,
             seconds: SecondsRecorder::default(),
+            open: Cell::new(0),
             cpu_from: Cell::new(None),
             cpu: Cell::new(None),
         }
@@ -117,7 +120,8 @@ impl ThreadStats {
         let _ = self.latency.borrow_mut().record(us);
         self.seconds.record(now, us);
         if self.window_end.get().is_some_and(|end| now < end) {
-            self.answered_in_window.set(self.answered_in_window.get() + 1);
+            self.answered_in_window
+                .set(self.answered_in_window.get() + 1);
         }
         self.messages.set(self.messages.get() + 1);
         self.bytes.set(self.bytes.get() + bytes as u64);

@@ -549,3 +549,83 @@ fn a_closed_stdout_ends_load_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     server.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    // The server notes when each connection arrived and how it ended.
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let normal_closes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, closes) = (arrivals.clone(), normal_closes.clone());
+    let server = Server::builder("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .workers(1)
+        .pin_workers(false)
+        .serve(move |ws: WebSocket, _req| {
+            seen.lock().unwrap().push(Instant::now());
+            let closes = closes.clone();
+            async move {
+                loop {
+                    match ws.recv().await {
+                        Ok(m) => {
+                            if ws.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(wsengine::runtime::Error::Closed(frame))
+                            if frame.code == wsengine::CloseCode::NORMAL =>
+                        {
+                            closes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        })
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let began = Instant::now();
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--stages",
+        "400ms:4,400ms:4,400ms:0",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert!(report.is_clean(), "{}", report.to_text());
+    let json = report.to_json();
+    assert_eq!(json["connections"], 4, "the peak");
+    assert_eq!(json["connected"], 4);
+    assert!(
+        (json["duration_s"].as_f64().unwrap() - 1.2).abs() < 0.05,
+        "{json}"
+    );
+    // 0 → 4 over 400 ms: connection i arrives at (i + 1) × 100 ms, not all at once.
+    let arrivals = arrivals.lock().unwrap();
+    assert_eq!(arrivals.len(), 4);
+    let first = arrivals[0].duration_since(began);
+    let spread = arrivals[3].duration_since(arrivals[0]);
+    assert!(
+        spread >= Duration::from_millis(200),
+        "arrived within {spread:?}"
+    );
+    assert!(first >= Duration::from_millis(50), "first after {first:?}");
+    // The ramp down closed every connection with 1000 before the end.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while normal_closes.load(std::sync::atomic::Ordering::Relaxed) < 4 && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(normal_closes.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert!(
+        report
+            .to_text()
+            .contains("stages: 400ms to 4, 400ms to 4, 400ms to 0"),
+        "{}",
+        report.to_text()
+    );
+    server.shutdown(Duration::from_secs(1));
+}

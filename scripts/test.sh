@@ -457,7 +457,7 @@ autobahn_client_pass() {
 }
 
 case "$WHAT" in
-  rust) run_rust ;;
+  rust) install_tools; run_rust ;;   # load's report page test renders in chromium
   interop) install_tools; run_interop ;;
   autobahn) run_autobahn ;;
   tls) install_tools; build_release; tls_on uring; tls_on tokio; autobahn_tls uring ;;

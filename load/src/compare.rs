@@ -46,6 +46,10 @@ pub struct CompareArgs {
     /// Live: the label of each `--url`, in order (default: the URL).
     #[arg(long)]
     pub label: Vec<String>,
+    /// Live: the process of each `--url`'s server, in order, for its CPU per message
+    /// (and syscalls with `--server-syscalls` after `--`).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Vec<u32>,
     /// Live: also save every round under this directory (`LABEL-ROUND/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -42,7 +42,9 @@ pub fn describe(started: SystemTime) -> Value {
     let uname = rustix::system::uname();
     json!({
         "cpu_model": cpu_model(),
-        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpus": online_cpus(),
+        // What this process may run on (taskset): fewer than `cpus` when pinned.
+        "cpus_allowed": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "kernel": format!(
             "{} {}",
             uname.sysname().to_string_lossy(),
@@ -53,6 +55,16 @@ pub fn describe(started: SystemTime) -> Value {
         "git_revision": option_env!("LOAD_GIT_REVISION").unwrap_or("unknown"),
         "started_at": humantime::format_rfc3339_seconds(started).to_string(),
     })
+}
+
+/// The machine's CPUs (/proc/cpuinfo's `processor` entries), whatever this process is
+/// pinned to.
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The first `model name` of /proc/cpuinfo ("unknown" elsewhere).

@@ -850,6 +850,9 @@ pub fn compare_live(
             let mut one = config.clone();
             one.url = vec![url.clone()];
             one.label = Some(args.label.get(i).cloned().unwrap_or_else(|| url.clone()));
+            if let Some(&pid) = args.server_pid.get(i) {
+                one.server_pid = Some(pid);
+            }
             let report = run(&one, stop.clone(), false)?;
             let saved = saved_run(&one, &report, &argv);
             eprintln!(

@@ -11,24 +11,23 @@
 //! for a server's memory per connection). Message `n` of a connection, its size included
 //! with `--max-size`, is a function of `n`, so every echo is checked byte for byte
 //! without keeping a copy.
+//!
+//! The rooms: `drive/` (what the connections do), `figures/` (what is measured, the
+//! server's cost and the load's own), `output/` (the report, thresholds, saved runs,
+//! `load compare` and the HTML page); `sweep` runs whole runs at rising rates. Runs
+//! are saved as JSON plus an HdrHistogram interval log, so that rounds and servers are
+//! compared from merged histograms rather than from averaged percentiles.
 
-pub mod compare;
 pub mod config;
-mod connection;
-pub mod environment;
-mod fanout;
-mod pacer;
-mod payload;
-pub mod plot;
-pub mod report;
-pub mod saved;
-pub mod series;
-pub mod server_cpu;
-pub mod server_syscalls;
-pub mod stages;
-pub mod stats;
+mod drive;
+mod figures;
+mod output;
 pub mod sweep;
-pub mod thresholds;
+
+pub use drive::stages;
+use drive::{connection, fanout, pacer, payload};
+pub use figures::{environment, series, server_cpu, server_syscalls, stats};
+pub use output::{compare, plot, report, saved, thresholds};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;

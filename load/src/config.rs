@@ -12,6 +12,7 @@ use clap::Parser;
 /// flight. With `--rate`, open loop: messages leave on a fixed schedule and latency is
 /// measured from the intended send time (coordinated omission corrected, as wrk2 does).
 /// Without `--url` it starts an embedded wsengine echo server on 127.0.0.1 and loads it.
+/// `--out DIR` saves the run; `load compare --help` compares saved runs or servers.
 #[derive(Parser, Debug, Clone)]
 #[command(version)]
 pub struct Config {
@@ -224,7 +225,11 @@ impl Config {
     /// The default `--group`: the shape of the load, e.g. "C=100 S=20 K=1" or
     /// "C=10 S=16384 rate=5000 binary".
     pub fn default_group(&self) -> String {
-        let mut group = format!("C={} S={}", self.connections, self.size);
+        let connections = match &self.stages {
+            Some(stages) => crate::stages::peak(&stages.0),
+            None => self.connections,
+        };
+        let mut group = format!("C={connections} S={}", self.size);
         if let Some(max) = self.max_size {
             group += &format!("..{max}");
         }
@@ -240,6 +245,9 @@ impl Config {
         }
         if self.scenario == Scenario::Fanout {
             group += &format!(" fanout P={}", self.publishers);
+        }
+        if let Some(stages) = &self.stages {
+            group += &format!(" stages={stages}");
         }
         group
     }

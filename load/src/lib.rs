@@ -209,8 +209,22 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
             "--connections and --duration must be positive".into(),
         ));
     }
-    if config.rate.is_some_and(|r| r <= 0.0) {
-        return Err(LoadError::Usage("--rate must be positive".into()));
+    if let Some(rate) = config.rate {
+        // The time between two messages of a connection must be a duration we can keep.
+        let interval = Duration::try_from_secs_f64(config.connections as f64 / rate);
+        if !(rate.is_finite() && rate > 0.0)
+            || interval.is_err()
+            || interval.ok() == Some(Duration::ZERO)
+        {
+            return Err(LoadError::Usage(format!(
+                "--rate must be a positive number of messages per second (one connection's interval between 1 ns and years), not {rate:?}"
+            )));
+        }
+    }
+    if config.stages.is_some() && config.scenario == Scenario::Fanout {
+        return Err(LoadError::Usage(
+            "--stages ramps echo connections (not --scenario fanout)".into(),
+        ));
     }
     if config.raw && (config.url.is_empty() || config.rate.is_some()) {
         return Err(LoadError::Usage(
@@ -311,8 +325,12 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>, progress: bool) -> Result<Rep
     handshake.headers = config.headers.clone();
     handshake.protocols = config.subprotocols.clone();
     handshake.origin = config.origin.clone();
-    let warmup = Duration::from_secs_f64(config.warmup.max(0.0));
-    let duration = Duration::from_secs_f64(config.duration);
+    let seconds = |flag: &str, secs: f64| {
+        Duration::try_from_secs_f64(secs.max(0.0))
+            .map_err(|_| LoadError::Usage(format!("--{flag} {secs} is not a number of seconds")))
+    };
+    let warmup = seconds("warmup", config.warmup)?;
+    let duration = seconds("duration", config.duration)?;
     let shape = Shape {
         size: config.size,
         max_size: config.max_size.unwrap_or(config.size),
@@ -590,13 +608,10 @@ impl ThreadJob {
                     (Peer::Raw(stream), _) => {
                         connection::raw_closed_loop(stream, shape, window, stats, &stop).await
                     }
-                    (Peer::WebSocket(ws), None) if shape.interval.is_some() => {
-                        let phase = index as f64 / connections as f64;
-                        let Some(pacer) = pacer else { return };
-                        connection::open_loop(ws, shape, phase, pacer, window, stats, &stop).await
-                    }
                     (Peer::WebSocket(ws), None) => {
-                        connection::closed_loop(ws, shape, window, stats, &stop).await
+                        let phase = index as f64 / connections as f64;
+                        echo(ws, shape, phase, pacer, window, stats, &stop).await;
+                        return;
                     }
                 }
                 wire_stats.open.set(wire_stats.open.get().saturating_sub(1));
@@ -613,9 +628,14 @@ impl ThreadJob {
                 let (stats, stop, shape) = (stats.clone(), self.stop.clone(), self.shape);
                 let pacer = pacer.as_ref().map(|(pacer, _)| pacer.clone());
                 let phase = i as f64 / connections as f64;
+                let mut stopped = stop_rx.clone();
                 tasks.push(tokio_uring::spawn(async move {
                     for (from, until) in open {
-                        tokio::time::sleep_until((start + from).into()).await;
+                        // Ctrl-C ends the wait for a connection's turn, too.
+                        tokio::select! {
+                            _ = tokio::time::sleep_until((start + from).into()) => {}
+                            _ = stopped.wait_for(|stopped| *stopped) => return,
+                        }
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
@@ -626,35 +646,23 @@ impl ThreadJob {
                             measure_from: window.measure_from,
                             end: (start + until).min(window.end),
                         };
-                        let wire = ws.clone();
                         stats.open.set(stats.open.get() + 1);
-                        match (&pacer, shape.interval) {
-                            (Some(pacer), Some(_)) => {
-                                connection::open_loop(
-                                    ws,
-                                    shape,
-                                    phase,
-                                    pacer.clone(),
-                                    on_ramp,
-                                    stats.clone(),
-                                    &stop,
-                                )
-                                .await
-                            }
-                            _ => {
-                                connection::closed_loop(ws, shape, on_ramp, stats.clone(), &stop)
-                                    .await
-                            }
-                        }
-                        stats.open.set(stats.open.get() - 1);
-                        let received = &stats.wire_received;
-                        received.set(received.get() + wire.wire_bytes().received);
+                        echo(
+                            ws,
+                            shape,
+                            phase,
+                            pacer.clone(),
+                            on_ramp,
+                            stats.clone(),
+                            &stop,
+                        )
+                        .await;
                     }
                 }));
             }
         }
         // Publish p99 for the progress line; pass Ctrl-C on to idle connections; read
-        // this thread's CPU when the window begins (the self-check; the end is read below).
+        // this thread's CPU when the window begins and ends (the self-check).
         let publisher = {
             let stats = stats.clone();
             let stop = self.stop.clone();
@@ -662,14 +670,18 @@ impl ThreadJob {
                 loop {
                     let now = Instant::now();
                     let next = now + Duration::from_millis(250);
-                    let next = match stats.cpu_from.get() {
-                        None => next.min(window.measure_from.max(now)),
-                        Some(_) => next,
+                    // Wake at the window's edges: the self-check reads the CPU there.
+                    let edge = match stats.cpu_from.get() {
+                        None => window.measure_from,
+                        Some(_) => window.end,
                     };
+                    let next = if edge > now { next.min(edge) } else { next };
                     tokio::time::sleep_until(next.into()).await;
                     let now = Instant::now();
                     if stats.cpu_from.get().is_none() && now >= window.measure_from {
                         stats.cpu_from.set(Some((now, environment::thread_cpu())));
+                    } else if now >= window.end {
+                        stats.finish_cpu(now);
                     }
                     if now >= window.measure_from {
                         stats.seconds.open_connections(now, stats.open.get());
@@ -689,12 +701,8 @@ impl ThreadJob {
                 stats.error("hung at the end");
             }
         }
-        if let Some((from, cpu)) = stats.cpu_from.get() {
-            stats.cpu.set(Some(environment::ThreadCpu {
-                cpu: environment::thread_cpu().saturating_sub(cpu),
-                wall: from.elapsed(),
-            }));
-        }
+        // Stopped early (or the window's end not reached by the publisher): now.
+        stats.finish_cpu(Instant::now());
         publisher.abort();
         if let Some((_, firing)) = pacer {
             firing.abort();
@@ -780,6 +788,31 @@ impl ThreadJob {
     }
 }
 
+/// One WebSocket connection's echo load over `window`, open loop (on `pacer`) or
+/// closed; then its bookkeeping: no longer open, and the wire bytes it received.
+async fn echo(
+    ws: WebSocket,
+    shape: Shape,
+    phase: f64,
+    pacer: Option<Rc<pacer::Pacer>>,
+    window: Window,
+    stats: Rc<ThreadStats>,
+    stop: &AtomicBool,
+) {
+    let wire = ws.clone();
+    match (pacer, shape.interval) {
+        (Some(pacer), Some(_)) => {
+            connection::open_loop(ws, shape, phase, pacer, window, stats.clone(), stop).await
+        }
+        // Open loop without a pacer: its timerfd could not be made (counted then).
+        (None, Some(_)) => {}
+        (_, None) => connection::closed_loop(ws, shape, window, stats.clone(), stop).await,
+    }
+    stats.open.set(stats.open.get().saturating_sub(1));
+    let received = &stats.wire_received;
+    received.set(received.get() + wire.wire_bytes().received);
+}
+
 /// A connection being opened.
 type ConnectFuture = std::pin::Pin<Box<dyn Future<Output = Option<Peer>>>>;
 
@@ -807,7 +840,6 @@ pub fn saved_run(config: &Config, report: &Report, command: &[String]) -> saved:
         &group,
         command,
         environment::describe(report.measure_started),
-        report.measure_started,
     )
 }
 
@@ -821,9 +853,26 @@ pub fn save(run: &saved::SavedRun, dir: &std::path::Path) -> Result<(), saved::S
     compare::write_html(&path, &page).map_err(|e| saved::SavedError::Io(path, e))
 }
 
+/// The command line of one server's run in `load compare` live: `load`, the options,
+/// and that server's `--url` alone.
+fn command_of(options: &[String], url: &str) -> Vec<String> {
+    let mut command = vec!["load".to_string()];
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        if option == "--url" {
+            options.next();
+        } else if !option.starts_with("--url=") {
+            command.push(option.clone());
+        }
+    }
+    command.extend(["--url".to_string(), url.to_string()]);
+    command
+}
+
 /// `load compare` live: each `--url` of `args.load` run `args.rounds` times,
 /// alternating (round 1 of every URL, then round 2, ...), as saved runs (also written
-/// under `args.out`). `stop` ends it (the runs so far are kept).
+/// under `args.out` as `rROUND-INDEX-LABEL/`). `stop` ends it: the rounds finished so
+/// far are kept, the one it cut short is not.
 pub fn compare_live(
     args: &compare::CompareArgs,
     stop: Arc<AtomicBool>,
@@ -853,7 +902,11 @@ pub fn compare_live(
                 one.server_pid = Some(pid);
             }
             let report = run(&one, stop.clone(), false)?;
-            let saved = saved_run(&one, &report, &argv);
+            if report.stopped_early {
+                // Not a round: it would pull the mean and the range down.
+                return Ok(runs);
+            }
+            let saved = saved_run(&one, &report, &command_of(&args.load, url));
             eprintln!(
                 "round {round}/{}: {}: {:.0} msg/s, p99 {} µs",
                 args.rounds,
@@ -862,7 +915,7 @@ pub fn compare_live(
                 report.latency_us(0.99)
             );
             if let Some(out) = &args.out {
-                let name: String = format!("{}-{round}", saved.label())
+                let name: String = format!("r{round}-{i}-{}", saved.label())
                     .chars()
                     .map(|c| {
                         if c.is_ascii_alphanumeric() || c == '-' {

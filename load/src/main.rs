@@ -38,7 +38,8 @@ fn main() -> ExitCode {
     };
     let thresholds = Thresholds::from_config(&config);
     let missed = thresholds.missed(&report);
-    let printed = if config.json {
+    // A closed stdout (`load … | head`) is no reason to fail, nor to hide the status.
+    if config.json {
         let mut json = report.to_json();
         if thresholds.any() {
             json["thresholds"] = serde_json::json!({
@@ -46,10 +47,10 @@ fn main() -> ExitCode {
                 "missed": missed,
             });
         }
-        emit(&format!("{json}\n"))
+        emit(&format!("{json}\n"));
     } else {
-        emit(&report.to_text())
-    };
+        emit(&report.to_text());
+    }
     for reason in &missed {
         eprintln!("load: threshold missed: {reason}");
     }
@@ -59,10 +60,6 @@ fn main() -> ExitCode {
             eprintln!("load: --out: {e}");
             return ExitCode::FAILURE;
         }
-    }
-    if !printed {
-        // Nobody reads stdout any more (`load … | head`): nothing more to say.
-        return ExitCode::SUCCESS;
     }
     if !report.is_clean_within(&thresholds) {
         // Mismatches, errors past what the thresholds allow, nothing measured.
@@ -76,6 +73,10 @@ fn main() -> ExitCode {
 
 /// `load compare`: saved runs, or `--url`s after `--` run alternately in rounds.
 fn compare_main(args: CompareArgs, stop: Arc<AtomicBool>) -> ExitCode {
+    if !args.load.is_empty() && !args.runs.is_empty() {
+        eprintln!("load compare: saved runs or servers after --, not both");
+        return ExitCode::FAILURE;
+    }
     let runs = if args.load.is_empty() {
         if args.runs.is_empty() {
             eprintln!("load compare: give saved runs (load --out DIR), or servers after --");
@@ -170,16 +171,13 @@ fn save_sweep(sweep: &load::sweep::Sweep, dir: &std::path::Path) -> Result<(), S
     std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes `text` to stdout; `false` once the reader has gone (a closed pipe), which is
-/// not an error worth a panic.
-fn emit(text: &str) -> bool {
+/// Writes `text` to stdout; a reader that has gone (a closed pipe) is not an error
+/// worth a panic or a failed status.
+fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
-        Err(e) => {
-            eprintln!("load: stdout: {e}");
-            false
-        }
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("load: stdout: {e}"),
     }
 }

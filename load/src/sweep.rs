@@ -2,8 +2,8 @@
 //! sustains with its p99 under a target (`--max-p99`), and the curve of p99 against rate.
 //!
 //! Rates rise geometrically from FROM to TO in `--sweep-steps` runs; the first step
-//! that misses (p99 over the target, fewer than 90% of the asked messages answered, or
-//! errors) ends the climb, and `--sweep-refine` more runs bisect between the last rate
+//! that misses (p99 over the target, fewer than 90% of the asked messages answered
+//! within the window, or errors past `--max-error-rate`) ends the climb, and `--sweep-refine` more runs bisect between the last rate
 //! that met the target and that one. Every step is a whole run of its own (fresh
 //! connections, warm-up, `--duration`): open loop, so latency counts from each message's
 //! scheduled send time and a server that falls behind shows it, as wrk2 does.
@@ -80,7 +80,7 @@ impl Sweep {
             .map(|s| {
                 json!({
                     "rate": s.rate,
-                    "messages_per_sec": s.achieved,
+                    "answered_per_sec": s.achieved,
                     "p50_us": s.p50_us,
                     "p99_us": s.p99_us,
                     "errors_and_mismatches": s.problems,
@@ -187,7 +187,11 @@ pub fn sweep(
             one.label = Some(format!("{:.0} msg/s", rate));
         }
         let report = run(&one, stop.clone(), false)?;
-        let s = step_of(rate, &report, config.max_p99);
+        if report.stopped_early {
+            // Cut short: no figure for this rate.
+            return Ok(false);
+        }
+        let s = step_of(rate, &report, &crate::Thresholds::from_config(config));
         eprintln!(
             "sweep: {rate:.0} msg/s asked, {:.0} achieved, p99 {} µs{}",
             s.achieved,
@@ -229,11 +233,14 @@ pub fn sweep(
     Ok(sweep)
 }
 
-/// A step's figures from its run.
-fn step_of(rate: f64, report: &Report, target: Option<Duration>) -> Step {
+/// A step's figures from its run: it passes when its p99 is within `--max-p99`, it
+/// sustained the rate, and it is clean (errors within `--max-error-rate`).
+fn step_of(rate: f64, report: &Report, thresholds: &crate::Thresholds) -> Step {
     let p99_us = report.latency_us(0.99);
     let problems = report.totals.error_count() + report.totals.mismatches;
-    let within = target.is_none_or(|t| Duration::from_micros(p99_us) <= t);
+    let within = thresholds
+        .max_p99
+        .is_none_or(|t| Duration::from_micros(p99_us) <= t);
     let achieved = report.answered_per_sec();
     Step {
         rate,
@@ -241,7 +248,7 @@ fn step_of(rate: f64, report: &Report, target: Option<Duration>) -> Step {
         p50_us: report.latency_us(0.5),
         p99_us,
         problems,
-        passed: within && achieved >= SUSTAINED * rate && problems == 0 && report.is_clean(),
+        passed: within && achieved >= SUSTAINED * rate && report.is_clean_within(thresholds),
     }
 }
 

@@ -554,16 +554,16 @@ fn a_closed_stdout_ends_load_quietly() {
 fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
     use std::sync::Mutex;
     use std::time::Instant;
-    // The server notes when each connection arrived and how it ended.
+    // The server notes when each connection arrived and when it was closed with 1000.
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let normal_closes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (seen, closes) = (arrivals.clone(), normal_closes.clone());
+    let closes: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let (seen, closed) = (arrivals.clone(), closes.clone());
     let server = Server::builder("127.0.0.1:0".parse::<SocketAddr>().unwrap())
         .workers(1)
         .pin_workers(false)
         .serve(move |ws: WebSocket, _req| {
             seen.lock().unwrap().push(Instant::now());
-            let closes = closes.clone();
+            let closed = closed.clone();
             async move {
                 loop {
                     match ws.recv().await {
@@ -575,7 +575,7 @@ fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
                         Err(wsengine::runtime::Error::Closed(frame))
                             if frame.code == wsengine::CloseCode::NORMAL =>
                         {
-                            closes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            closed.lock().unwrap().push(Instant::now());
                             break;
                         }
                         Err(_) => break,
@@ -586,6 +586,7 @@ fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
         .unwrap();
     let url = format!("ws://{}/", server.local_addr());
     let began = Instant::now();
+    // 0 → 4 over 400 ms, hold 400 ms, 4 → 0 over 400 ms.
     let cfg = config(&[
         "--url",
         &url,
@@ -603,8 +604,8 @@ fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
         (json["duration_s"].as_f64().unwrap() - 1.2).abs() < 0.05,
         "{json}"
     );
-    // 0 → 4 over 400 ms: connection i arrives at (i + 1) × 100 ms, not all at once.
-    let arrivals = arrivals.lock().unwrap();
+    // Connection i arrives at (i + 1) × 100 ms, not all at once.
+    let arrivals = arrivals.lock().unwrap().clone();
     assert_eq!(arrivals.len(), 4);
     let first = arrivals[0].duration_since(began);
     let spread = arrivals[3].duration_since(arrivals[0]);
@@ -613,19 +614,34 @@ fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
         "arrived within {spread:?}"
     );
     assert!(first >= Duration::from_millis(50), "first after {first:?}");
-    // The ramp down closed every connection with 1000 before the end.
+    // And leaves on the ramp down, connection 3 at 800 ms to connection 0 at 1.1 s,
+    // each closed with 1000 (not all at the end, 1.2 s).
     let deadline = Instant::now() + Duration::from_secs(2);
-    while normal_closes.load(std::sync::atomic::Ordering::Relaxed) < 4 && Instant::now() < deadline
-    {
+    while closes.lock().unwrap().len() < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(normal_closes.load(std::sync::atomic::Ordering::Relaxed), 4);
+    let mut closes = closes.lock().unwrap().clone();
+    closes.sort();
+    assert_eq!(closes.len(), 4);
+    let spread = closes[3].duration_since(closes[0]);
     assert!(
-        report
-            .to_text()
-            .contains("stages: 400ms to 4, 400ms to 4, 400ms to 0"),
-        "{}",
-        report.to_text()
+        spread >= Duration::from_millis(150),
+        "closed within {spread:?}"
+    );
+    assert!(
+        closes[0] < arrivals[3] + Duration::from_millis(700),
+        "first close on the ramp"
+    );
+    let text = report.to_text();
+    assert!(
+        text.contains("stages: 400ms to 4, 400ms to 4, 400ms to 0"),
+        "{text}"
+    );
+    assert!(
+        report.to_json()["series"][0]["connections"]
+            .as_u64()
+            .unwrap()
+            >= 1
     );
     server.shutdown(Duration::from_secs(1));
 }

@@ -15,6 +15,16 @@ use load::saved::{self, SavedRun};
 use load::{Config, run};
 use wsengine::runtime::{Server, ServerHandle, WebSocket};
 
+/// The tests here spin servers on purpose and time them: one at a time, so that on a
+/// 2-core machine they do not slow each other into other figures.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn config(args: &[&str]) -> Config {
     let mut argv = vec!["load"];
     argv.extend_from_slice(args);
@@ -69,6 +79,7 @@ fn saved_run(url: &str, label: &str, secs: &str) -> SavedRun {
 
 #[test]
 fn a_saved_run_reloads_byte_for_byte_and_its_seconds_add_up() {
+    let _serial = one_at_a_time();
     let server = echo_server(Duration::ZERO);
     let url = format!("ws://{}/", server.local_addr());
     let run = saved_run(&url, "ours", "2.5");
@@ -114,6 +125,7 @@ fn a_saved_run_reloads_byte_for_byte_and_its_seconds_add_up() {
 
 #[test]
 fn rounds_merge_into_one_histogram_whose_count_is_the_sum_and_max_the_max() {
+    let _serial = one_at_a_time();
     let server = echo_server(Duration::ZERO);
     let url = format!("ws://{}/", server.local_addr());
     let runs = [
@@ -160,6 +172,7 @@ fn compare_live(urls: &[&str], rounds: usize) -> Vec<compare::Row> {
 
 #[test]
 fn the_same_server_compares_within_noise() {
+    let _serial = one_at_a_time();
     let server = echo_server(Duration::ZERO);
     let url = format!("ws://{}/", server.local_addr());
     // Six alternating rounds each: two samples of one server whose ranges do not
@@ -180,6 +193,7 @@ fn the_same_server_compares_within_noise() {
 
 #[test]
 fn a_slowed_server_shows_its_ratio_outside_the_noise() {
+    let _serial = one_at_a_time();
     let fast = echo_server(Duration::ZERO);
     // 300 µs of CPU per message: at most ~3,300 echoes/s, far below the other.
     let slow = echo_server(Duration::from_micros(300));
@@ -231,6 +245,7 @@ fn screenshot(page: &Path, width: u32, height: u32) -> (png::OutputInfo, Vec<u8>
 
 #[test]
 fn the_report_page_renders_in_headless_chromium() {
+    let _serial = one_at_a_time();
     let server = echo_server(Duration::ZERO);
     let url = format!("ws://{}/", server.local_addr());
     let dir = scratch("page");
@@ -270,6 +285,7 @@ fn the_report_page_renders_in_headless_chromium() {
 
 #[test]
 fn a_sweep_finds_the_rate_a_slowed_server_sustains_and_saves_its_page() {
+    let _serial = one_at_a_time();
     // 1 ms of CPU per message: at most 1,000 echoes/s (fewer when other tests share
     // the CPU), so 1,600/s can never be sustained and 100/s always is.
     let slow = echo_server(Duration::from_millis(1));

@@ -46,6 +46,7 @@ impl Shape {
     }
 }
 
+/// The kind an error is counted under.
 pub(crate) fn error_kind(e: &Error) -> &'static str {
     match e {
         Error::Closed(frame) if frame.code == CloseCode::ABNORMAL => "connection lost",
@@ -164,11 +165,13 @@ pub async fn open_loop(
                 loop {
                     let at = start + interval.mul_f64(seq as f64);
                     if at > now {
-                        pacer.sleep_until(at).await;
+                        // Never past the window's end (a connection whose first send,
+                        // shifted by its phase, falls after it sends nothing).
+                        pacer.sleep_until(at.min(window.end)).await;
                         break;
                     }
                     if at >= window.measure_from {
-                        stats.record_send_lag(now.saturating_duration_since(at));
+                        stats.record_send_lag(Instant::now().saturating_duration_since(at));
                     }
                     let size = shape.size_of(seq);
                     let m = payload::message(seq, size, shape.text, &mut scratch);

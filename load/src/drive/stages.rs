@@ -22,6 +22,23 @@ pub struct Stage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stages(pub Vec<Stage>);
 
+impl std::fmt::Display for Stages {
+    /// As written: `10s:100,30s:1000`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, stage) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let length = humantime::format_duration(stage.length);
+            write!(
+                f,
+                "{sep}{}:{}",
+                length.to_string().replace(' ', ""),
+                stage.target
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Parses `--stages`.
 pub fn parse_arg(s: &str) -> Result<Stages, String> {
     parse(s).map(Stages)
@@ -134,6 +151,8 @@ mod tests {
         for bad in ["", "10s", "10:5", "10s:x", "0s:10", "10s:0"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        let written = "10s:100,1m30s:1000,500ms:0";
+        assert_eq!(parse_arg(written).unwrap().to_string(), written);
     }
 
     #[test]

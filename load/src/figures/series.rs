@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::stats::histogram;
+use crate::stats::{histogram, quantile};
 
 /// A histogram's recorded values: (value, count) pairs, one per non-empty bucket.
 /// Recording them again into a histogram of the same bounds rebuilds it exactly.
@@ -212,35 +212,39 @@ impl Seconds {
         self.len() == 0
     }
 
+    /// How many seconds a measured window of `measured` has (the last may be partial):
+    /// quiet seconds at its end included.
+    pub fn count(measured: Duration) -> usize {
+        (measured.as_secs_f64().ceil() as usize).max(1)
+    }
+
     /// Second `i`'s figures, over a measured window of `measured` (the last second may
-    /// be shorter).
+    /// be shorter, and takes whatever was recorded after it: replies to the window's
+    /// messages that came late, or after a run stopped early).
     pub fn second(&self, i: usize, measured: Duration) -> (SecondFigures, Histogram<u64>) {
-        let latency = self
-            .latency
-            .get(i)
-            .map_or_else(histogram, Sparse::to_histogram);
+        let last = i + 1 >= Self::count(measured);
+        let mut sparse = self.latency.get(i).cloned().unwrap_or_default();
+        let mut errors = self.errors.get(i).copied().unwrap_or(0);
+        if last {
+            for later in self.latency.iter().skip(i + 1) {
+                sparse.extend(later);
+            }
+            errors += self.errors.iter().skip(i + 1).sum::<u64>();
+        }
+        let latency = sparse.to_histogram();
         let start = Duration::from_secs(i as u64);
         let length = measured
             .saturating_sub(start)
             .min(Duration::from_secs(1))
             .max(Duration::from_millis(1));
         let messages = latency.len();
-        let empty = messages == 0;
         let figures = SecondFigures {
             start,
             length,
             messages,
-            p50_us: if empty {
-                0
-            } else {
-                latency.value_at_quantile(0.5)
-            },
-            p99_us: if empty {
-                0
-            } else {
-                latency.value_at_quantile(0.99)
-            },
-            errors: self.errors.get(i).copied().unwrap_or(0),
+            p50_us: quantile(&latency, 0.5),
+            p99_us: quantile(&latency, 0.99),
+            errors,
             connections: self.open.get(i).copied().unwrap_or(0),
         };
         (figures, latency)

@@ -7,6 +7,7 @@
 //! perf needs `kernel.perf_event_paranoid` ≤ 1 (or root) to trace another process.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -23,9 +24,11 @@ pub const SYSCALLS: &[&str] = &[
     "read",
 ];
 
-/// A `perf stat` counting the server's system calls.
+/// A `perf stat` counting the server's system calls, in a process group of its own
+/// (perf and its `sleep`), stopped as a group: on [`finish`](Self::finish) with SIGINT,
+/// on which perf prints its counts, or killed if dropped unfinished.
 pub struct SyscallCount {
-    perf: Child,
+    perf: Option<Child>,
 }
 
 impl SyscallCount {
@@ -48,25 +51,41 @@ impl SyscallCount {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()?;
-        Ok(SyscallCount { perf })
+        Ok(SyscallCount { perf: Some(perf) })
     }
 
     /// Stops counting (early, when the run was) and returns the counts by call, or why
     /// there are none.
-    pub fn finish(self) -> Result<BTreeMap<String, u64>, String> {
-        // perf prints its counts on SIGINT as at the end of its command.
-        let pid = rustix::process::Pid::from_raw(self.perf.id() as i32);
-        if let Some(pid) = pid {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
-        }
-        let output = self.perf.wait_with_output().map_err(|e| e.to_string())?;
+    pub fn finish(mut self) -> Result<BTreeMap<String, u64>, String> {
+        let perf = self.perf.take().ok_or("perf already finished")?;
+        // perf prints its counts on SIGINT as at the end of its command; the group's
+        // `sleep` ends with it.
+        signal_group(&perf, rustix::process::Signal::INT);
+        let output = perf.wait_with_output().map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&output.stderr);
         let counts = parse(&text);
         if counts.is_empty() {
             return Err(format!("perf stat counted nothing: {}", text.trim()));
         }
         Ok(counts)
+    }
+}
+
+impl Drop for SyscallCount {
+    fn drop(&mut self) {
+        if let Some(mut perf) = self.perf.take() {
+            signal_group(&perf, rustix::process::Signal::KILL);
+            let _ = perf.wait();
+        }
+    }
+}
+
+/// Sends `signal` to the process group `child` leads.
+fn signal_group(child: &Child, signal: rustix::process::Signal) {
+    if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(group, signal);
     }
 }
 

@@ -20,6 +20,16 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
+/// The value at quantile `q` of `h`, or 0 when it is empty (hdrhistogram would say 0
+/// too, but through its lowest bucket; this says so on purpose).
+pub fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
+    }
+}
+
 /// A thread's figures, filled by its connections.
 pub struct ThreadStats {
     /// Round-trip (or scheduled-send-to-receive) latency in µs, measured window only.
@@ -141,6 +151,16 @@ impl ThreadStats {
     pub fn record_send_lag(&self, lag: Duration) {
         let us = (lag.as_micros() as u64).clamp(1, 60_000_000);
         let _ = self.send_lag.borrow_mut().record(us);
+    }
+
+    /// Ends the self-check at `now` (once): the thread's CPU since the window began.
+    pub fn finish_cpu(&self, now: Instant) {
+        if let (Some((from, cpu)), None) = (self.cpu_from.get(), self.cpu.get()) {
+            self.cpu.set(Some(ThreadCpu {
+                cpu: crate::environment::thread_cpu().saturating_sub(cpu),
+                wall: now.saturating_duration_since(from),
+            }));
+        }
     }
 
     /// Publishes this thread's p99 for the progress line.

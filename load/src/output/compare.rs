@@ -18,14 +18,17 @@ use serde_json::{Value, json};
 use crate::plot::{self, PlotRun, SeriesPoint};
 use crate::saved::{self, SavedRun};
 use crate::series::Sparse;
+use crate::stats::quantile;
 
 /// Compares saved runs (`load --out DIR`), or servers run alternately in rounds.
-///
-///   load compare runs/a runs/b runs/c
-///   load compare --rounds 3 --label ours --label theirs -- --url ws://127.0.0.1:9001 \
-///       --url ws://127.0.0.1:9002 --connections 100 --duration 5
 #[derive(Parser, Debug, Clone)]
-#[command(name = "load compare")]
+#[command(
+    name = "load compare",
+    bin_name = "load compare",
+    after_help = "Examples:\n  load compare runs/a runs/b runs/c --html report.html\n  \
+load compare --rounds 3 --label ours --label theirs -- --url ws://127.0.0.1:9001/ \
+--url ws://127.0.0.1:9002/ --connections 100 --duration 5"
+)]
 pub struct CompareArgs {
     /// Saved runs: directories written by `load --out`, or directories holding such
     /// directories.
@@ -172,13 +175,7 @@ impl Row {
                     errors += r.results()["series"][i]["errors"].as_u64().unwrap_or(0);
                 }
                 let h = latency.to_histogram();
-                let q = |q| {
-                    if h.is_empty() {
-                        0
-                    } else {
-                        h.value_at_quantile(q)
-                    }
-                };
+                let q = |q| quantile(&h, q);
                 SeriesPoint {
                     t_s: i as f64,
                     messages_per_sec: h.len() as f64 / f64::max(length, 1e-3),
@@ -300,14 +297,6 @@ fn asked_baselines(asked: &[String]) -> Vec<Option<&str>> {
         vec![None]
     } else {
         asked.iter().map(|l| Some(l.as_str())).collect()
-    }
-}
-
-fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
-    if h.is_empty() {
-        0
-    } else {
-        h.value_at_quantile(q)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The report page of `load report` and `load compare --html`.
+//! The report page of `load --out` (`report.html`), `load --sweep --out` and
+//! `load compare --html`.
 //!
 //! The page is one self-contained HTML file: the charts are inline SVG drawn
 //! with plotters, the style is inline, and there is no JavaScript, no web font

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::series::SecondFigures;
+use crate::series::{SecondFigures, Seconds};
 use crate::stats::{LiveCounters, Totals};
 
 /// The outcome of a run.
@@ -60,6 +60,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a finished run of `config`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &Config,
@@ -116,10 +117,7 @@ impl Report {
 
     /// Latency at quantile `q`, in µs.
     pub fn latency_us(&self, q: f64) -> u64 {
-        if self.totals.messages == 0 {
-            return 0;
-        }
-        self.totals.latency.value_at_quantile(q)
+        crate::stats::quantile(&self.totals.latency, q)
     }
 
     /// The server's CPU time per message, in µs.
@@ -274,7 +272,7 @@ impl Report {
     /// The measured window second by second.
     pub fn series(&self) -> Vec<SecondFigures> {
         let seconds = &self.totals.seconds;
-        (0..seconds.len())
+        (0..Seconds::count(self.measured))
             .map(|i| seconds.second(i, self.measured).0)
             .collect()
     }
@@ -300,7 +298,7 @@ impl Report {
                 "  send lag µs p50 {p50}   p99 {p99} (how late the load sent on its schedule; inside the latency)\n"
             );
             if p50 * 2 > self.latency_us(0.5) {
-                *out += "  warning: the send lag is most of the latency: the load's timer (1 ms resolution) sets these percentiles more than the server does\n";
+                *out += "  warning: the send lag is most of the latency: the load's own scheduling sets these percentiles more than the server does (a saturated load thread, or a rate too high for one)\n";
             }
         }
         if self.totals.load_threads.is_empty() {
@@ -517,6 +515,7 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// A progress line (`show`: on a terminal) for a run of `total`, warm-up included.
     pub(crate) fn new(show: bool, idle: bool, warmup: Duration, total: Duration) -> Self {
         let bar = show.then(|| {
             let bar = ProgressBar::new(total.as_millis() as u64);
@@ -535,6 +534,7 @@ impl Progress {
         }
     }
 
+    /// Redraws the line (at most every 250 ms) from the threads' live counters.
     pub(crate) fn update(&self, elapsed: Duration, live: &[Arc<LiveCounters>]) {
         let Some(bar) = &self.bar else { return };
         let now = Instant::now();
@@ -560,6 +560,7 @@ impl Progress {
         }
     }
 
+    /// Clears the line.
     pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -14,7 +14,7 @@
 
 use std::io::Cursor;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
@@ -25,7 +25,7 @@ use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use serde_json::{Value, json};
 
 use crate::report::Report;
-use crate::series::Sparse;
+use crate::series::{Seconds, Sparse};
 use crate::stats::histogram;
 
 /// The `format` of `run.json`.
@@ -87,16 +87,16 @@ impl SavedRun {
         group: &str,
         command: &[String],
         environment: Value,
-        measure_started: SystemTime,
     ) -> Self {
+        let measure_started = report.measure_started;
         let seconds = &report.totals.seconds;
-        let intervals = (0..seconds.len())
+        let intervals = (0..Seconds::count(report.measured))
             .map(|i| {
-                let (figures, _) = seconds.second(i, report.measured);
+                let (figures, latency) = seconds.second(i, report.measured);
                 Interval {
                     start: figures.start,
                     length: figures.length,
-                    latency: seconds.latency.get(i).cloned().unwrap_or_default(),
+                    latency: Sparse::of(&latency),
                 }
             })
             .collect();

@@ -44,8 +44,9 @@ pub struct Config {
     /// byte for byte). WebSocket only.
     #[arg(long, value_name = "BYTES", conflicts_with = "raw")]
     pub max_size: Option<usize>,
-    /// Seconds measured (after the warm-up).
-    #[arg(long, default_value_t = 10.0)]
+    /// Time measured (after the warm-up): seconds (`10`, `0.5`) or a duration (`30s`,
+    /// `500ms`, `2m`).
+    #[arg(long, default_value_t = 10.0, value_name = "DURATION", value_parser = seconds)]
     pub duration: f64,
     /// Messages each connection keeps in flight (closed loop).
     #[arg(long, default_value_t = 1)]
@@ -60,8 +61,9 @@ pub struct Config {
     /// Send binary messages.
     #[arg(long)]
     pub binary: bool,
-    /// Seconds of load before measuring starts (not counted).
-    #[arg(long, default_value_t = 1.0)]
+    /// Load before measuring starts (not counted): seconds or a duration, as
+    /// `--duration`.
+    #[arg(long, default_value_t = 1.0, value_name = "DURATION", value_parser = seconds)]
     pub warmup: f64,
     /// Load threads, each with its own io_uring ring and its share of the connections.
     /// Default: the number of CPUs (with the embedded server: the CPUs it leaves free).
@@ -196,6 +198,17 @@ fn header(s: &str) -> Result<(String, String), String> {
         return Err(format!("{name:?} is not a header name"));
     }
     Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// Seconds, as a number (`10`, `0.5`) or a duration as people write them (`30s`,
+/// `500ms`, `1m30s`, through `humantime`).
+fn seconds(s: &str) -> Result<f64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok(secs);
+    }
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs_f64())
+        .map_err(|e| format!("{s:?} is neither seconds nor a duration (30s, 500ms): {e}"))
 }
 
 /// A fraction between 0 and 1.

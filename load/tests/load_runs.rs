@@ -645,3 +645,18 @@ fn stages_ramp_the_connections_up_and_down_on_their_schedule() {
     );
     server.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn durations_are_taken_as_seconds_or_as_people_write_them() {
+    for (given, secs) in [
+        ("10", 10.0),
+        ("0.5", 0.5),
+        ("30s", 30.0),
+        ("500ms", 0.5),
+        ("1m30s", 90.0),
+    ] {
+        let cfg = config(&["--duration", given, "--warmup", given]);
+        assert_eq!((cfg.duration, cfg.warmup), (secs, secs), "{given}");
+    }
+    assert!(Config::try_parse_from(["load", "--duration", "ten"]).is_err());
+}

@@ -850,7 +850,7 @@ pub fn save(run: &saved::SavedRun, dir: &std::path::Path) -> Result<(), saved::S
     let title = format!("load: {} ({})", run.label(), run.group());
     let page = compare::html(&rows, &[], &title, &compare::notes(&rows));
     let path = dir.join(saved::REPORT_HTML);
-    compare::write_html(&path, &page).map_err(|e| saved::SavedError::Io(path, e))
+    std::fs::write(&path, page).map_err(|e| saved::SavedError::Io(path, e))
 }
 
 /// The command line of one server's run in `load compare` live: `load`, the options,

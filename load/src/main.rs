@@ -105,7 +105,7 @@ fn compare_main(args: CompareArgs, stop: Arc<AtomicBool>) -> ExitCode {
             "load compare",
             &compare::notes(&rows),
         );
-        if let Err(e) = compare::write_html(path, &page) {
+        if let Err(e) = std::fs::write(path, page) {
             eprintln!("load compare: {}: {e}", path.display());
             return ExitCode::FAILURE;
         }

@@ -40,9 +40,10 @@ impl ThreadCpu {
 /// the load's own version and git revision, and when the run started (RFC 3339, UTC).
 pub fn describe(started: SystemTime) -> Value {
     let uname = rustix::system::uname();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     json!({
-        "cpu_model": cpu_model(),
-        "cpus": online_cpus(),
+        "cpu_model": cpu_model(&cpuinfo),
+        "cpus": online_cpus(&cpuinfo),
         // What this process may run on (taskset): fewer than `cpus` when pinned.
         "cpus_allowed": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "kernel": format!(
@@ -59,25 +60,24 @@ pub fn describe(started: SystemTime) -> Value {
 
 /// The machine's CPUs (/proc/cpuinfo's `processor` entries), whatever this process is
 /// pinned to.
-fn online_cpus() -> usize {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
-        .ok()
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+fn online_cpus(cpuinfo: &str) -> usize {
+    match cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+    {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 /// The first `model name` of /proc/cpuinfo ("unknown" elsewhere).
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, model)| model.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+fn cpu_model(cpuinfo: &str) -> String {
+    cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().to_string())
 }
 
 #[cfg(test)]

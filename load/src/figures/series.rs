@@ -182,34 +182,13 @@ pub struct Seconds {
 impl Seconds {
     /// Adds another thread's seconds, second by second.
     pub fn add(&mut self, other: &Seconds) {
-        if self.latency.len() < other.latency.len() {
-            self.latency.resize(other.latency.len(), Sparse::default());
-        }
-        for (mine, theirs) in self.latency.iter_mut().zip(&other.latency) {
-            mine.extend(theirs);
-        }
-        if self.errors.len() < other.errors.len() {
-            self.errors.resize(other.errors.len(), 0);
-        }
-        for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
-            *mine += theirs;
-        }
-        if self.open.len() < other.open.len() {
-            self.open.resize(other.open.len(), 0);
-        }
-        for (mine, theirs) in self.open.iter_mut().zip(&other.open) {
-            *mine += theirs;
-        }
-    }
-
-    /// How many seconds hold anything.
-    pub fn len(&self) -> usize {
-        self.latency.len().max(self.errors.len())
-    }
-
-    /// Whether no second holds anything.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        add_by_second(&mut self.latency, &other.latency, |mine, theirs| {
+            mine.extend(theirs)
+        });
+        add_by_second(&mut self.errors, &other.errors, |mine, theirs| {
+            *mine += theirs
+        });
+        add_by_second(&mut self.open, &other.open, |mine, theirs| *mine += theirs);
     }
 
     /// How many seconds a measured window of `measured` has (the last may be partial):
@@ -248,6 +227,16 @@ impl Seconds {
             connections: self.open.get(i).copied().unwrap_or(0),
         };
         (figures, latency)
+    }
+}
+
+/// Adds `theirs` into `mine` second by second (`mine` grows to the longer of the two).
+fn add_by_second<T: Clone + Default>(mine: &mut Vec<T>, theirs: &[T], add: impl Fn(&mut T, &T)) {
+    if mine.len() < theirs.len() {
+        mine.resize(theirs.len(), T::default());
+    }
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        add(m, t);
     }
 }
 

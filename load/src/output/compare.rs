@@ -9,7 +9,7 @@
 //! to either of them from one round to the next.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -487,9 +487,4 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
         ));
     }
     notes
-}
-
-/// Writes the page to `path`.
-pub fn write_html(path: &Path, page: &str) -> std::io::Result<()> {
-    std::fs::write(path, page)
 }

@@ -313,9 +313,17 @@ fn a_subscriber_that_never_reads_loses_messages_not_memory_with_drop() {
         // client's own unread inbox are all that is held (the budget's published sum
         // moves in 64 KiB steps).
         assert!(peak < 2 << 20, "the server held {peak} bytes");
-        // What it got before the drops began is in order, without a gap.
-        for seq in 0..got {
-            assert_eq!(u64::from(seq_of(&stalled.recv().await.unwrap())), seq);
+        // What it got is in order without a repeat. Gaps are allowed: "drop" drops the
+        // publish that finds the queue full, and a later one fits again whenever the
+        // kernel has taken a little more of the queue (CI saw 228 dropped, 229 sent).
+        let mut last = None;
+        for _ in 0..got {
+            let seq = seq_of(&stalled.recv().await.unwrap());
+            assert!(
+                seq < PUBLISHES && last.is_none_or(|last| seq > last),
+                "{last:?} then {seq}"
+            );
+            last = Some(seq);
         }
     });
 }

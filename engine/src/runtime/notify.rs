@@ -29,6 +29,17 @@ impl LocalNotify {
         }
     }
 
+    /// Wakes `waker` at the next [`notify`](Self::notify): for a `poll_*` method that
+    /// checked its condition and found it false in the same turn (one thread, so nothing
+    /// can notify between the check and this).
+    #[inline]
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut waiters = self.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+    }
+
     /// Completes at the next [`notify`](Self::notify) after this call.
     #[inline]
     pub(crate) fn notified(&self) -> Notified<'_> {
@@ -52,10 +63,7 @@ impl Future for Notified<'_> {
         if self.notify.generation.get() != self.generation {
             return Poll::Ready(());
         }
-        let mut waiters = self.notify.waiters.borrow_mut();
-        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
-        }
+        self.notify.register(cx.waker());
         Poll::Pending
     }
 }

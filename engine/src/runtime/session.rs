@@ -64,10 +64,7 @@ impl End {
     pub(crate) fn to_error(&self) -> Error {
         match self {
             End::Closed(Some(frame)) => Error::Closed(frame.clone()),
-            End::Closed(None) => Error::Closed(CloseFrame {
-                code: CloseCode::NO_STATUS,
-                reason: Utf8Bytes::default(),
-            }),
+            End::Closed(None) => Error::Closed(no_status()),
             End::Protocol(e) => Error::Protocol(*e),
             End::Abnormal => abnormal(Utf8Bytes::from_static(
                 "connection ended without a close frame",
@@ -84,6 +81,14 @@ impl End {
             }),
             End::Tls(e) => Error::Tls(e.clone()),
         }
+    }
+}
+
+/// A closing handshake whose close frame had no code (1005, which never goes on the wire).
+fn no_status() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::NO_STATUS,
+        reason: Utf8Bytes::default(),
     }
 }
 
@@ -887,10 +892,7 @@ impl Session {
     /// Queues `message` if the send queue is under its bound: `Ok(true)`; `Ok(false)`:
     /// wait for space.
     pub(crate) fn try_send(&mut self, message: &Message) -> Result<bool, Error> {
-        if !self.conn.can_send() {
-            return Err(self.closed_error());
-        }
-        if self.send_blocked() {
+        if !self.send_ready()? {
             return Ok(false);
         }
         self.send_admitted(message)?;
@@ -954,6 +956,25 @@ impl Session {
     /// Whether the connection has ended (nothing more can be sent).
     pub(crate) fn is_ended(&self) -> bool {
         self.end.is_some()
+    }
+
+    /// The close frame of a closing handshake that ran (either side started it; 1005
+    /// when the peer's had no code); `None` while open and for any other end.
+    pub(crate) fn close_frame(&self) -> Option<CloseFrame> {
+        match &self.end {
+            Some(End::Closed(Some(frame))) => Some(frame.clone()),
+            Some(End::Closed(None)) => Some(no_status()),
+            _ => None,
+        }
+    }
+
+    /// Whether a message may be queued now: `Ok(true)`; `Ok(false)`: wait for space
+    /// (what [`try_send`](Self::try_send) checks before it queues).
+    pub(crate) fn send_ready(&self) -> Result<bool, Error> {
+        if !self.conn.can_send() {
+            return Err(self.closed_error());
+        }
+        Ok(!self.send_blocked())
     }
 
     /// The error for an operation on a connection that can no longer send.

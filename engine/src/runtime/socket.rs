@@ -7,20 +7,26 @@
 //! `send` encodes straight into the core's outgoing queue and wakes the driver, which runs
 //! after the handler yields: every message queued in one turn leaves in one write.
 //!
-//! The handle is `!Send`: a connection lives on the worker thread that accepted it.
+//! The handle is `!Send`: a connection lives on the worker thread that accepted it. It
+//! is also a `futures` [`Stream`] of messages and a [`Sink`] for them, so the ecosystem's
+//! combinators (`next`, `forward`, `split`) work on it; both are the same `poll_*`
+//! methods the async ones are built on.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
 
 use super::error::Error;
 use super::notify::LocalNotify;
 use super::pubsub::{Publisher, Sender, WorkerPubSub};
 use super::session::{Session, WireBytes};
-use crate::proto::close::CloseCode;
+use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::extensions::DeflateParams;
 use crate::proto::message::{Message, Utf8Bytes};
 use crate::proto::role::Role;
@@ -224,12 +230,48 @@ impl Drop for HandleGuard {
 /// A WebSocket connection, server or client side.
 ///
 /// Cheap to clone (all clones are the same connection), so one task can `recv` while
-/// another `send`s. When the last clone is dropped while the connection is open, it is
-/// closed with 1000.
+/// another `send`s: a clone is the read half, another the write half. When the last clone
+/// is dropped while the connection is open, it is closed with 1000.
+///
+/// It is a [`Stream`] of `Result<Message, Error>` that ends (`None`) after a closing
+/// handshake, whoever started it and whatever the code ([`close_frame`](Self::close_frame)
+/// has it), and yields one `Err` before it ends any other way (1006, a protocol error, a
+/// stall, TLS). It is a [`Sink<Message>`](Sink) with the backpressure of
+/// [`send`](Self::send); closing the sink closes the connection with 1000 and waits for
+/// the socket to shut. So `while let Some(message) = ws.next().await` and
+/// `rx.forward(tx)` work as with tokio-tungstenite.
+///
+/// Handles stay on the worker thread of their connection (`!Send`); from another thread,
+/// send through a [`Sender`] (`Send + Sync + Clone`).
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// use wsengine::Message;
+/// use wsengine::runtime::{Error, WebSocket};
+///
+/// async fn echo(ws: WebSocket) -> Result<(), Error> {
+///     // `forward` ends when the peer closes and then closes our side with 1000.
+///     let (tx, rx) = (ws.clone(), ws);
+///     rx.forward(tx).await
+/// }
+///
+/// async fn count_texts(mut ws: WebSocket) -> Result<usize, Error> {
+///     let mut texts = 0;
+///     while let Some(message) = ws.next().await {
+///         if let Message::Text(_) = message? {
+///             texts += 1;
+///         }
+///     }
+///     println!("closed: {:?}", ws.close_frame());
+///     Ok(texts)
+/// }
+/// ```
 #[derive(Clone)]
 pub struct WebSocket {
     guard: Rc<HandleGuard>,
     role: Role,
+    /// This handle's stream has ended (its `None` or its one `Err` was returned).
+    stream_ended: bool,
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -246,6 +288,7 @@ impl WebSocket {
         WebSocket {
             guard: Rc::new(HandleGuard(shared)),
             role,
+            stream_ended: false,
         }
     }
 
@@ -275,22 +318,33 @@ impl WebSocket {
     /// tasks now and then (as tokio's channels do), more often when it publishes to many
     /// subscribers: its connection cannot hold up the others.
     pub async fn recv(&self) -> Result<Message, Error> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll: `Pending` wakes `cx` when a message or the end
+    /// arrives (or at once, to yield to the worker's other tasks, as `recv` does).
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         let inner = self.inner();
         if inner.work.get() >= HANDLER_WORK {
+            // Yield: back of the worker's queue, behind the tasks ready now.
             inner.work.set(0);
-            crate::runtime::executor::yield_to_worker().await;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
-        loop {
-            let (next, wake) = inner.session.borrow_mut().recv();
-            if wake {
-                inner.wake_driver();
-            }
-            if let Some(result) = next {
+        let (next, wake) = inner.session.borrow_mut().recv();
+        if wake {
+            inner.wake_driver();
+        }
+        match next {
+            Some(result) => {
                 inner.work.set(inner.work.get() + WORK_PER_MESSAGE);
-                return result;
+                Poll::Ready(result)
             }
-            inner.work.set(0);
-            inner.readable.notified().await;
+            None => {
+                inner.work.set(0);
+                inner.readable.register(cx.waker());
+                Poll::Pending
+            }
         }
     }
 
@@ -309,6 +363,30 @@ impl WebSocket {
             }
             inner.send_space.notified().await;
         }
+    }
+
+    /// Whether [`send`](Self::send) would queue at once: `Ready(Ok)` while the send
+    /// queue is under its bound, `Pending` (waking `cx` when it drains) while over it,
+    /// and the reason the connection ends once it is closing.
+    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let inner = self.inner();
+        match inner.session.borrow().send_ready() {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => {
+                inner.send_space.register(cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Queues `message` whatever the send queue holds (after
+    /// [`poll_send_ready`](Self::poll_send_ready) said there was room).
+    fn queue(&self, message: &Message) -> Result<(), Error> {
+        let inner = self.inner();
+        inner.session.borrow_mut().send_admitted(message)?;
+        inner.wake_driver();
+        Ok(())
     }
 
     /// A text message; see [`send`](Self::send).
@@ -349,13 +427,25 @@ impl WebSocket {
     /// Waits until the connection has finished (closed, failed, or dropped) and its
     /// socket is shut.
     pub async fn closed(&self) {
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
+    /// [`closed`](Self::closed) as a poll.
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
         let inner = self.inner();
-        loop {
-            if inner.session.borrow().is_finished() {
-                return;
-            }
-            inner.finished.notified().await;
+        if inner.session.borrow().is_finished() {
+            return Poll::Ready(());
         }
+        inner.finished.register(cx.waker());
+        Poll::Pending
+    }
+
+    /// The close frame of the closing handshake, once one has run (whoever started it):
+    /// the peer's code and reason, 1005 when its frame had no code. `None` while the
+    /// connection is open and when it ended without one (the error `recv` returns says
+    /// why).
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        self.inner().session.borrow().close_frame()
     }
 
     /// The permessage-deflate parameters the handshake agreed, if any.
@@ -454,5 +544,53 @@ impl WebSocket {
     /// A [`Publisher`] to the server's topics, usable from any thread.
     pub fn publisher(&self) -> Result<Publisher, Error> {
         Ok(self.pubsub()?.publisher())
+    }
+}
+
+impl Stream for WebSocket {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.stream_ended {
+            return Poll::Ready(None);
+        }
+        match self.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Err(e)) => {
+                self.stream_ended = true;
+                if self.close_frame().is_some() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(e)))
+                }
+            }
+        }
+    }
+}
+
+impl Sink<Message> for WebSocket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_send_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.queue(&message)
+    }
+
+    /// Ready at once: what is queued is the driver's, which writes it in its next turn
+    /// (all of it in one write); [`buffered_amount`](WebSocket::buffered_amount) says
+    /// what is still to go.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Closes with 1000 (after what is queued) unless a close already started, and
+    /// waits until the socket is shut.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner().start_close(CloseCode::NORMAL, "")?;
+        self.poll_closed(cx).map(Ok)
     }
 }

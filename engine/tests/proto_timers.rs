@@ -53,23 +53,24 @@ fn a_quiet_connection_is_pinged_every_interval_and_its_pongs_keep_it_open() {
     // Nothing due before the deadline.
     assert_eq!(server.handle_timeout(t0 + secs(9)), None);
     assert!(wire(&mut server).is_empty());
-    // At the deadline: a ping (RFC 6455 §5.5.2), unmasked, empty.
+    // At the deadline: a ping (RFC 6455 §5.5.2), unmasked, numbered 1 (8 bytes).
     assert_eq!(server.handle_timeout(t0 + secs(10)), None);
     let ping = wire(&mut server);
-    assert_eq!(ping, [0x89, 0x00]);
+    assert_eq!(ping, [&[0x89, 0x08][..], &1u64.to_be_bytes()].concat());
+    let number = Bytes::copy_from_slice(&1u64.to_be_bytes());
     // The client answers; the pong's arrival counts as activity at the next call.
     client.feed(&ping);
     assert_eq!(
         client.poll_event().unwrap(),
-        Some(Event::Ping(Bytes::new()))
+        Some(Event::Ping(number.clone()))
     );
-    assert_eq!(
-        deliver(&mut client, &mut server),
-        [Event::Pong(Bytes::new())]
-    );
+    assert_eq!(server.rtt(), None, "not answered yet");
+    assert_eq!(deliver(&mut client, &mut server), [Event::Pong(number)]);
     let t12 = t0 + secs(12);
     assert_eq!(server.handle_timeout(t12), None);
     assert_eq!(server.poll_timeout(), Some(t12 + secs(10)));
+    // Timed from the call that queued it to the call after its pong arrived.
+    assert_eq!(server.rtt(), Some(secs(2)));
     // Long after, with the client answering each ping, still open.
     let mut now = t12;
     for _ in 0..10 {
@@ -92,7 +93,11 @@ fn a_peer_that_sends_nothing_is_dropped_at_the_idle_timeout() {
     for at in [10, 20] {
         assert_eq!(server.poll_timeout(), Some(t0 + secs(at)));
         assert_eq!(server.handle_timeout(t0 + secs(at)), None);
-        assert_eq!(wire(&mut server), [0x89, 0x00]);
+        let seq: u64 = at / 10;
+        assert_eq!(
+            wire(&mut server),
+            [&[0x89, 0x08][..], &seq.to_be_bytes()].concat()
+        );
     }
     assert_eq!(server.poll_timeout(), Some(t0 + secs(25)));
     assert_eq!(server.handle_timeout(t0 + secs(25)), Some(Expired::Idle));
@@ -203,4 +208,41 @@ fn a_close_is_held_at_most_the_close_timeout() {
     // Released for good: asking again does not hold it.
     server.hold_close(true);
     assert_eq!(wire(&mut server), [0x88, 0x02, 0x03, 0xe8]);
+}
+
+/// Only the keepalive ping's own pong is timed: an unsolicited pong, one with another
+/// payload, or the answer to the application's ping leave `rtt` alone.
+#[test]
+fn rtt_times_only_the_keepalive_pings_own_pong() {
+    let t0 = Instant::now();
+    let (mut client, mut server) = pair(config(Some(10), None));
+    server.handle_timeout(t0);
+    server.handle_timeout(t0 + secs(10));
+    let ping = wire(&mut server);
+    // Pongs that are not its answer: empty, another number, the application's ping's.
+    client.send_pong(Bytes::new()).unwrap();
+    client
+        .send_pong(Bytes::copy_from_slice(&2u64.to_be_bytes()))
+        .unwrap();
+    server
+        .send_ping(Bytes::copy_from_slice(&1u64.to_be_bytes()[..7]))
+        .unwrap();
+    client.feed(&wire(&mut server));
+    while client.poll_event().unwrap().is_some() {}
+    assert_eq!(deliver(&mut client, &mut server).len(), 3);
+    server.handle_timeout(t0 + secs(11));
+    assert_eq!(server.rtt(), None);
+    // Its answer, arriving before the call at 10.25 s.
+    client.feed(&ping);
+    while client.poll_event().unwrap().is_some() {}
+    deliver(&mut client, &mut server);
+    server.handle_timeout(t0 + Duration::from_millis(10_250));
+    assert_eq!(server.rtt(), Some(Duration::from_millis(250)));
+    // A repeat of the same pong changes nothing.
+    client
+        .send_pong(Bytes::copy_from_slice(&1u64.to_be_bytes()))
+        .unwrap();
+    deliver(&mut client, &mut server);
+    server.handle_timeout(t0 + secs(12));
+    assert_eq!(server.rtt(), Some(Duration::from_millis(250)));
 }

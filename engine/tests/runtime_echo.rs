@@ -404,15 +404,48 @@ fn keepalive_pings_keep_a_live_peer_open() {
     let addr = server.local_addr();
     // A raw peer sees the server's ping when it stays quiet.
     let mut raw = raw_handshake(addr);
-    let mut head = [0u8; 2];
+    let mut head = [0u8; 10];
     raw.read_exact(&mut head).unwrap();
-    assert_eq!(head, [0x89, 0x00], "a ping with an empty payload");
+    assert_eq!(head, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1], "ping number 1");
     // Our client answers pings by itself, so the connection outlives the idle timeout.
     client(async move {
         let (ws, _) = connect(&url(addr)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1000)).await;
         ws.send_text("still open").await.unwrap();
         assert_eq!(ws.recv().await.unwrap(), Message::text("still open"));
+    });
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// With a 100 ms ping interval, the server's handle has the round-trip time of the
+/// keepalive within 300 ms of the handshake (our client answers by itself).
+#[test]
+fn rtt_is_known_after_the_first_keepalive_ping() {
+    let mut options = wsengine::runtime::SocketOptions::default();
+    options.protocol.ping_interval = Some(Duration::from_millis(100));
+    let server = common::one_worker()
+        .socket_options(options)
+        .serve(|ws: WebSocket, _req| async move {
+            assert_eq!(ws.rtt(), None, "no ping answered yet");
+            let start = std::time::Instant::now();
+            while ws.rtt().is_none() && start.elapsed() < Duration::from_millis(300) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let rtt = ws.rtt().map(|rtt| rtt.as_micros().to_string());
+            let _ = ws.send_text(rtt.unwrap_or_else(|| "none".into())).await;
+            let _ = ws.recv().await;
+        })
+        .expect("server starts");
+    let addr = server.local_addr();
+    client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        let Message::Text(rtt) = ws.recv().await.unwrap() else {
+            panic!("a text");
+        };
+        let micros: u64 = rtt.parse().unwrap_or_else(|_| panic!("rtt {rtt}"));
+        // Loopback with an idle peer: well under the ping interval.
+        assert!(micros < 100_000, "rtt {micros} µs");
+        assert_eq!(ws.rtt(), None, "the client sends no keepalive pings");
     });
     server.shutdown(Duration::from_secs(1));
 }

@@ -29,7 +29,8 @@ pub struct Config {
     /// came before it.
     pub close_timeout: Duration,
     /// Send a ping when nothing was received for this long. Default `None`. Costs one
-    /// 2-byte frame per quiet interval.
+    /// 10-byte frame per quiet interval (its 8-byte payload numbers it, so that its pong
+    /// gives [`Connection::rtt`](super::connection::Connection::rtt)).
     pub ping_interval: Option<Duration>,
     /// End the connection (the application sees 1006) when nothing at all was received for
     /// this long, e.g. a peer that vanished without a FIN. Default `None`. With a ping

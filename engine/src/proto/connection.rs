@@ -44,7 +44,7 @@ use super::prepared::PreparedMessage;
 use super::role::Role;
 use super::timers::{Action, CloseHold, Expired, Phase, Settings, Timers};
 use super::utf8::Utf8Validator;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where the connection is in the closing handshake (RFC 6455 §7).
 ///
@@ -426,8 +426,13 @@ impl Connection {
         match self.timers.fire(self.phase(), settings, now) {
             Action::Nothing => None,
             Action::Ping => {
-                // RFC 6455 §5.5.2: a ping may be sent at any time after the handshake.
-                self.push_frame(OpCode::Ping, &Bytes::new(), true);
+                // RFC 6455 §5.5.2: a ping may be sent at any time after the handshake. Its
+                // payload numbers it, so that its pong (§5.5.3: the same data) is known.
+                self.timers.ping_seq += 1;
+                let seq = self.timers.ping_seq;
+                let payload = Bytes::copy_from_slice(&seq.to_be_bytes());
+                self.push_frame(OpCode::Ping, &payload, true);
+                self.timers.pong_due = Some(seq);
                 None
             }
             Action::ReleaseClose => None,
@@ -436,6 +441,15 @@ impl Connection {
                 Some(expired)
             }
         }
+    }
+
+    /// The round-trip time of the last keepalive ping ([`Config::ping_interval`]) that was
+    /// answered: from the `handle_timeout` that queued it to the first one after its pong
+    /// arrived, so it is as fine as the driver's turns. `None` until one is answered.
+    /// Only the keepalive's own pong counts (its payload numbers it), never an
+    /// unsolicited pong or the answer to [`send_ping`](Self::send_ping).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.timers.rtt
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever; as of
@@ -771,8 +785,16 @@ impl Connection {
                 Ok(Some(Event::Ping(payload)))
             }
             OpCode::Pong => {
-                // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
-                Ok(Some(Event::Pong(self.rx.split_to(len).freeze())))
+                // RFC 6455 §5.5.3: an unsolicited pong needs no answer. The answer to our
+                // keepalive ping is timed at the next `handle_timeout`.
+                let payload = self.rx.split_to(len).freeze();
+                if let Some(seq) = self.timers.pong_due
+                    && payload[..] == seq.to_be_bytes()
+                {
+                    self.timers.pong_due = None;
+                    self.timers.pong_arrived = true;
+                }
+                Ok(Some(Event::Pong(payload)))
             }
             OpCode::Close => {
                 let close = CloseFrame::parse(self.rx.split_to(len).freeze())?;

@@ -72,6 +72,15 @@ pub(crate) struct Timers {
     pub(crate) last_received: Option<Instant>,
     /// When we last sent a keepalive ping.
     pub(crate) ping_sent: Option<Instant>,
+    /// The number of the last keepalive ping (its payload, 8 bytes big-endian), so that
+    /// only its own pong is timed, not an unsolicited one nor the application's.
+    pub(crate) ping_seq: u64,
+    /// The keepalive ping whose pong has not arrived.
+    pub(crate) pong_due: Option<u64>,
+    /// Its pong arrived since the last `fire`, which times it at its `now`.
+    pub(crate) pong_arrived: bool,
+    /// The round-trip time of the last keepalive ping answered.
+    pub(crate) rtt: Option<Duration>,
     /// When our close frame was queued (for the close timeout).
     pub(crate) close_started: Option<Instant>,
     pub(crate) hold: CloseHold,
@@ -117,6 +126,11 @@ impl Timers {
         if self.activity || self.last_received.is_none() {
             self.last_received = Some(now);
             self.activity = false;
+        }
+        if std::mem::take(&mut self.pong_arrived)
+            && let Some(sent) = self.ping_sent
+        {
+            self.rtt = Some(now.saturating_duration_since(sent));
         }
         match phase {
             Phase::Open => {

@@ -409,6 +409,13 @@ impl WebSocket {
         Ok(())
     }
 
+    /// The round-trip time of the last keepalive ping
+    /// ([`Config::ping_interval`](crate::Config::ping_interval)) that was answered, as
+    /// fine as the worker's turns; `None` until one is (and always without keepalive).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        self.inner().session.borrow().conn.rtt()
+    }
+
     /// Bytes queued for the socket and not yet written.
     pub fn buffered_amount(&self) -> usize {
         self.inner().session.borrow().queued()

@@ -450,6 +450,56 @@ fn rtt_is_known_after_the_first_keepalive_ping() {
     server.shutdown(Duration::from_secs(1));
 }
 
+/// The handle's counters: messages and bytes each way, and the send queue's peak, on
+/// both ends of an echo of three 1000-byte messages.
+#[test]
+fn stats_count_messages_bytes_and_the_send_queue_peak() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = common::one_worker()
+        .serve(move |ws: WebSocket, _req| {
+            let tx = tx.lock().unwrap().clone();
+            async move {
+                for _ in 0..3 {
+                    let m = ws.recv().await.unwrap();
+                    ws.send(m).await.unwrap();
+                }
+                let _ = ws.recv().await;
+                tx.send(ws.stats()).unwrap();
+            }
+        })
+        .expect("server starts");
+    let addr = server.local_addr();
+    let client_stats = common::run_client(async move {
+        let (ws, _) = connect(&url(addr)).await.unwrap();
+        for _ in 0..3 {
+            ws.send_binary(payload(1000)).await.unwrap();
+            ws.recv().await.unwrap();
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        ws.stats()
+    });
+    let server_stats = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    for stats in [client_stats, server_stats] {
+        assert_eq!(stats.messages_received, 3, "{stats:?}");
+        assert_eq!(stats.messages_sent, 3, "{stats:?}");
+        // A 1000-byte frame is 1004 bytes unmasked, 1008 masked; the closes come on top.
+        assert!(stats.send_queue_peak >= 1004, "{stats:?}");
+        assert!(stats.wire.sent >= 3 * 1004, "{stats:?}");
+        assert!(stats.wire.received >= 3 * 1004, "{stats:?}");
+    }
+    // Masked data and the masked close (8 bytes): all of it read by the server.
+    assert_eq!(client_stats.wire.sent, 3 * 1008 + 8);
+    assert_eq!(server_stats.wire.received, client_stats.wire.sent);
+    // Its data, and maybe already its answering close (4 bytes: the driver may have
+    // written it before the handler looked).
+    assert!(
+        [3 * 1004, 3 * 1004 + 4].contains(&server_stats.wire.sent),
+        "{server_stats:?}"
+    );
+    server.shutdown(Duration::from_secs(1));
+}
+
 #[test]
 fn close_gives_up_on_a_peer_that_never_answers() {
     let mut options = wsengine::runtime::SocketOptions::default();

@@ -45,7 +45,7 @@ pub use executor::{Driver, LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;
 pub use pubsub::{PubSubOptions, PubSubStats, Publisher, Sender, SlowSubscriber, TrySendError};
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
-pub use session::WireBytes;
+pub use session::{ConnectionStats, WireBytes};
 pub use socket::WebSocket;
 pub use tls::{ClientTls, ServerTls};
 pub use uring::{UringRuntime, start};

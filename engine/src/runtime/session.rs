@@ -158,8 +158,8 @@ pub(crate) struct Session {
     /// permessage-deflate is negotiated: the core borrows streams from the thread's
     /// [`StreamPool`] at each call (directions without context takeover use them).
     pooled: bool,
-    /// Bytes read from and written to the socket since the handshake.
-    wire: WireBytes,
+    /// Bytes and messages each way since the handshake, and the send queue's peak.
+    stats: ConnectionStats,
     /// The worker's memory budget and this connection's charge against it.
     memory: Option<Charge>,
     /// A `wss://` connection's TLS layer: the driver's bytes are ciphertext.
@@ -219,6 +219,23 @@ pub struct WireBytes {
     pub received: u64,
     /// Bytes the socket took from us.
     pub sent: u64,
+}
+
+/// A connection's counters since the handshake ([`WebSocket::stats`]): plain fields of
+/// its session, a few additions per message.
+///
+/// [`WebSocket::stats`]: super::WebSocket::stats
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Bytes on the wire each way.
+    pub wire: WireBytes,
+    /// Messages the peer sent (whole messages, handed to the application's inbox).
+    pub messages_received: u64,
+    /// Messages queued for the peer (the application's, and publishes delivered).
+    pub messages_sent: u64,
+    /// The most bytes the send queue held at once (queued in the core and in flight).
+    pub send_queue_peak: usize,
 }
 
 thread_local! {
@@ -301,7 +318,7 @@ impl Session {
             linger: Linger::No,
             finished: false,
             pooled,
-            wire: WireBytes::default(),
+            stats: ConnectionStats::default(),
             memory: None,
             tls: None,
         }
@@ -557,7 +574,7 @@ impl Session {
             self.on_read_end(None);
             return Received { wake_recv: true };
         }
-        self.wire.received += n as u64;
+        self.stats.wire.received += n as u64;
         self.last_read_filled = filled;
         if filled {
             self.read_size = (self.read_size * 2).min(MAX_READ);
@@ -638,6 +655,7 @@ impl Session {
             };
             match event {
                 Ok(Some(Event::Message(message))) => {
+                    self.stats.messages_received += 1;
                     self.inbox_bytes += message.len();
                     self.inbox.push_back(message);
                     wake_recv = true;
@@ -712,7 +730,7 @@ impl Session {
     pub(crate) fn on_written(&mut self, n: usize) -> bool {
         let was_blocked = self.send_blocked();
         self.in_flight = self.in_flight.saturating_sub(n);
-        self.wire.sent += n as u64;
+        self.stats.wire.sent += n as u64;
         // Progress: the stall wait starts again from the next turn.
         self.stalled_since = None;
         self.account();
@@ -910,6 +928,7 @@ impl Session {
         }
         self.conn.send_prepared(message)?;
         self.account();
+        self.queued_message();
         Ok(true)
     }
 
@@ -925,6 +944,7 @@ impl Session {
             self.conn.send(message)?;
         }
         self.account();
+        self.queued_message();
         Ok(())
     }
 
@@ -950,7 +970,19 @@ impl Session {
 
     /// Bytes on the wire so far.
     pub(crate) fn wire_bytes(&self) -> WireBytes {
-        self.wire
+        self.stats.wire
+    }
+
+    /// The connection's counters so far.
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+
+    /// Counts a message just queued for the peer and the queue's new size.
+    #[inline]
+    fn queued_message(&mut self) {
+        self.stats.messages_sent += 1;
+        self.stats.send_queue_peak = self.stats.send_queue_peak.max(self.queued());
     }
 
     /// Whether the connection has ended (nothing more can be sent).

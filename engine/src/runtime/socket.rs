@@ -25,7 +25,7 @@ use futures_sink::Sink;
 use super::error::Error;
 use super::notify::LocalNotify;
 use super::pubsub::{Publisher, Sender, WorkerPubSub};
-use super::session::{Session, WireBytes};
+use super::session::{ConnectionStats, Session, WireBytes};
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::extensions::DeflateParams;
 use crate::proto::message::{Message, Utf8Bytes};
@@ -465,6 +465,12 @@ impl WebSocket {
     /// payload bytes.
     pub fn wire_bytes(&self) -> WireBytes {
         self.inner().session.borrow().wire_bytes()
+    }
+
+    /// Messages and bytes each way since the handshake, and the send queue's high-water
+    /// mark: a copy of the session's counters, cheap to read at any time.
+    pub fn stats(&self) -> ConnectionStats {
+        self.inner().session.borrow().stats()
     }
 
     /// Whether the connection has ended (nothing more can be sent).

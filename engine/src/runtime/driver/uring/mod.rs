@@ -16,10 +16,12 @@
 //!   a connection leaves in one send (`send`, or `sendmsg` with an iovec list).
 //! - **Few kernel crossings.** One `io_uring_enter` per turn submits every send and reaps
 //!   every completion, and only when there is something to submit or the kernel flagged
-//!   pending work. The ring uses `SINGLE_ISSUER` + `DEFER_TASKRUN` (6.1+; completions are
-//!   run only when we enter), else `COOP_TASKRUN` (no interrupts for completions); an
+//!   pending work. The ring uses `SINGLE_ISSUER` + `COOP_TASKRUN` (no interrupts for
+//!   completions while the worker runs; the `TASKRUN` flag says when to enter); an
 //!   eventfd registered with the ring wakes tokio's reactor when the worker sleeps, so
-//!   handlers keep tokio's timers, channels and `spawn_local`.
+//!   handlers keep tokio's timers, channels and `spawn_local`. Not `DEFER_TASKRUN`: a
+//!   worker sleeping in tokio's reactor hears of deferred work only through that eventfd,
+//!   which a kernel may signal milliseconds late (see `ring::make_uring`).
 //! - **Deadlines without a timer per connection.** Each connection's next deadline goes
 //!   into the worker's heap; the ring task sleeps until the earliest.
 //!

@@ -433,6 +433,119 @@ fn an_error_rate_threshold_tolerates_errors_up_to_it_and_no_further() {
 }
 
 #[test]
+fn a_failed_connect_counts_once_in_the_error_rate() {
+    // Two URLs, connections spread over them: the second refuses every connection.
+    let server = server(|m| m);
+    let good = format!("ws://{}/", server.local_addr());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = format!("ws://127.0.0.1:{port}/");
+    let cfg = config(&[
+        "--url",
+        &good,
+        "--url",
+        &refused,
+        "--connections",
+        "4",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    assert_eq!(report.totals.connect_failures, 2, "{}", report.to_text());
+    assert_eq!(report.totals.error_count(), 2, "{}", report.to_text());
+    let messages = report.totals.messages;
+    assert!(messages > 0);
+    // 2 failed of 2 + the echoes tried: each refused connection once, not twice.
+    let rate = load::thresholds::error_rate(&report);
+    assert!(
+        (rate - 2.0 / (2 + messages) as f64).abs() < 1e-12,
+        "{rate} with {messages} echoes"
+    );
+    let within = Thresholds {
+        max_error_rate: Some(2.0 / (2 + messages) as f64),
+        ..Thresholds::default()
+    };
+    assert!(within.missed(&report).is_empty());
+    assert!(report.is_clean_within(&within));
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_saturated_load_thread_is_reported_with_a_warning() {
+    let server = server(|m| m);
+    let url = format!("ws://{}/", server.local_addr());
+    let cfg = config(&[
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]);
+    let mut report = run(&cfg, Arc::new(AtomicBool::new(false)), false).unwrap();
+    // The figures the self-check reads, set: one thread idle, one on a CPU 97% of
+    // the window.
+    let thread = |cpu_ms| load::environment::ThreadCpu {
+        cpu: Duration::from_millis(cpu_ms),
+        wall: Duration::from_millis(1000),
+    };
+    report.totals.load_threads = vec![thread(100), thread(970)];
+    assert_eq!(report.saturated_threads().len(), 1);
+    assert_eq!(report.saturated_threads()[0].0, 1);
+    let text = report.to_text();
+    assert!(
+        text.contains("load threads on CPU 10%, 97% of the window"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: load thread 1 was on a CPU 97%"),
+        "{text}"
+    );
+    assert!(!text.contains("warning: load thread 0"), "{text}");
+    let json = report.to_json();
+    assert_eq!(json["load_saturated"], true);
+    assert_eq!(json["load_threads"].as_array().unwrap().len(), 2);
+    // The report page says it too.
+    let saved = load::saved_run(&cfg, &report, &["load".to_string()]);
+    let notes = load::compare::notes(&load::compare::rows(vec![saved.clone()]));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("busiest load thread was on a CPU 97%")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("warning: ") && n.contains("1 of 1 round(s)")),
+        "{notes:?}"
+    );
+    // And an idle load says nothing of the kind.
+    report.totals.load_threads = vec![thread(100)];
+    assert!(report.saturated_threads().is_empty());
+    assert!(!report.to_text().contains("warning: load thread"));
+    assert_eq!(report.to_json()["load_saturated"], false);
+    let saved = load::saved_run(&cfg, &report, &["load".to_string()]);
+    let notes = load::compare::notes(&load::compare::rows(vec![saved]));
+    assert!(
+        !notes.iter().any(|n| n.starts_with("warning: ")),
+        "{notes:?}"
+    );
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[test]
 fn a_missed_threshold_is_exit_status_99_with_the_reason() {
     let server = server(|m| m);
     let url = format!("ws://{}/", server.local_addr());

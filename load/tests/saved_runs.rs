@@ -88,6 +88,9 @@ fn a_saved_run_reloads_byte_for_byte_and_its_seconds_add_up() {
     for file in [saved::RUN_JSON, saved::LATENCY_LOG, saved::REPORT_HTML] {
         assert!(a.join(file).is_file(), "{file}");
     }
+    // The page carries the self-check: how busy the load thread was.
+    let page = std::fs::read_to_string(a.join(saved::REPORT_HTML)).unwrap();
+    assert!(page.contains("busiest load thread was on a CPU"), "{page}");
     let reloaded = SavedRun::load(&a).unwrap();
     assert_eq!(reloaded, run);
     reloaded.save(&b).unwrap();
@@ -146,8 +149,8 @@ fn rounds_merge_into_one_histogram_whose_count_is_the_sum_and_max_the_max() {
     server.shutdown(Duration::from_secs(1));
 }
 
-/// `load compare` live, alternating `urls` (labelled a, b, …) for `rounds`.
-fn compare_live(urls: &[&str], rounds: usize) -> Vec<compare::Row> {
+/// `load compare` live, alternating `urls` (labelled a, b, …) for `rounds`: its runs.
+fn compare_live(urls: &[&str], rounds: usize) -> Vec<SavedRun> {
     let mut args = vec![
         "load compare".to_string(),
         "--rounds".into(),
@@ -167,7 +170,38 @@ fn compare_live(urls: &[&str], rounds: usize) -> Vec<compare::Row> {
     let args = CompareArgs::parse_from(args);
     let runs = load::compare_live(&args, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(runs.len(), urls.len() * rounds);
-    compare::rows(runs)
+    runs
+}
+
+/// The `load compare` command over `runs`, saved into a scratch directory of run
+/// directories (as `--out` leaves them), with `extra` arguments: its standard output.
+fn compare_command(runs: &[SavedRun], name: &str, extra: &[&str]) -> String {
+    let dir = scratch(name);
+    for (i, run) in runs.iter().enumerate() {
+        load::save(run, &dir.join(format!("run-{i:02}"))).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .arg("compare")
+        .arg(&dir)
+        .args(extra)
+        .output()
+        .expect("the load binary runs");
+    assert!(
+        out.status.success(),
+        "load compare: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The Markdown row of `label` in `load compare`'s table, as cells.
+fn table_row<'a>(table: &'a str, label: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+        .find(|cells| cells.get(2) == Some(&label))
+        .unwrap_or_else(|| panic!("no row {label} in\n{table}"))
 }
 
 #[test]
@@ -177,7 +211,8 @@ fn the_same_server_compares_within_noise() {
     let url = format!("ws://{}/", server.local_addr());
     // Six alternating rounds each: two samples of one server whose ranges do not
     // overlap would be a 1-in-462 draw.
-    let rows = compare_live(&[&url, &url], 6);
+    let runs = compare_live(&[&url, &url], 6);
+    let rows = compare::rows(runs.clone());
     let ratio = compare::Ratio::of(&rows[1], &rows[0]);
     assert_eq!(
         ratio.within_noise,
@@ -188,6 +223,24 @@ fn the_same_server_compares_within_noise() {
     );
     let json = compare::to_json(&rows, &[]);
     assert_eq!(json["rows"][1]["vs"][0]["within_noise"], true);
+    // The command over the same runs, saved: its table says so in words, its JSON too,
+    // and `--html` writes the page.
+    let table = compare_command(&runs, "same-text", &[]);
+    let b = table_row(&table, "b");
+    assert_eq!(b[3], "6", "six rounds: {table}");
+    assert!(b.iter().any(|c| c.contains("within noise")), "{table}");
+    let page = scratch("same-page").with_extension("html");
+    let page_arg = page.to_str().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&compare_command(
+        &runs,
+        "same-json",
+        &["--json", "--html", page_arg],
+    ))
+    .unwrap();
+    assert_eq!(json["rows"][1]["vs"][0]["within_noise"], true);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg") && !html.contains("<script"));
+    let _ = std::fs::remove_file(&page);
     server.shutdown(Duration::from_secs(1));
 }
 
@@ -201,7 +254,8 @@ fn a_slowed_server_shows_its_ratio_outside_the_noise() {
         format!("ws://{}/", fast.local_addr()),
         format!("ws://{}/", slow.local_addr()),
     );
-    let rows = compare_live(&[&fast_url, &slow_url], 2);
+    let runs = compare_live(&[&fast_url, &slow_url], 2);
+    let rows = compare::rows(runs.clone());
     let ratio = compare::Ratio::of(&rows[1], &rows[0]);
     assert!(ratio.ratio < 0.7, "{ratio:?}");
     assert_eq!(ratio.within_noise, Some(false), "{ratio:?}");
@@ -210,6 +264,17 @@ fn a_slowed_server_shows_its_ratio_outside_the_noise() {
     assert!(cells[0][column].starts_with("1.00 "), "{:?}", cells[0]);
     assert!(!cells[1][column].contains("within noise"), "{:?}", cells[1]);
     assert!(cells[1][column].starts_with("0."), "{:?}", cells[1]);
+    // The command over the saved runs prints the same ratio.
+    let table = compare_command(&runs, "slowed", &[]);
+    let b = table_row(&table, "b");
+    let vs = b.iter().find(|c| c.starts_with("0.")).copied();
+    assert!(vs.is_some_and(|c| !c.contains("within noise")), "{table}");
+    assert!(
+        table_row(&table, "a")
+            .iter()
+            .any(|c| c.starts_with("1.00 ")),
+        "{table}"
+    );
     fast.shutdown(Duration::from_secs(1));
     slow.shutdown(Duration::from_secs(1));
 }

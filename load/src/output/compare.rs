@@ -485,6 +485,45 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
             env["kernel"].as_str().unwrap_or("?"),
             env["git_revision"].as_str().unwrap_or("?"),
         ));
+        // The self-check: how busy the busiest load thread was, and a warning when one
+        // was saturated in some round.
+        let busiest = row
+            .runs
+            .iter()
+            .flat_map(|run| {
+                run.results()["load_threads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|thread| thread["busy"].as_f64())
+            })
+            .fold(None, |most: Option<f64>, busy| {
+                Some(most.map_or(busy, |most| most.max(busy)))
+            });
+        if let Some(busiest) = busiest {
+            let saturated = row
+                .runs
+                .iter()
+                .filter(|run| run.results()["load_saturated"] == true)
+                .count();
+            notes.push(format!(
+                "{} · {}: the busiest load thread was on a CPU {:.0}% of its window",
+                row.group,
+                row.label,
+                busiest * 100.0
+            ));
+            if saturated > 0 {
+                notes.push(format!(
+                    "warning: {} · {}: a load thread was on a CPU more than {:.0}% of the \
+                     window in {saturated} of {} round(s): these figures may say more about \
+                     the load generator than about the server",
+                    row.group,
+                    row.label,
+                    crate::environment::SATURATED * 100.0,
+                    row.runs.len()
+                ));
+            }
+        }
     }
     notes
 }

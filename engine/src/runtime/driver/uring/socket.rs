@@ -94,16 +94,11 @@ struct State {
     received: BytesMut,
     /// The receive side ended: `Some(None)` at end of stream, `Some(Some(kind))` on error.
     recv_end: Option<Option<io::ErrorKind>>,
-    recv_waker: Option<Waker>,
     send: Option<SendOp>,
-    send_result: Option<io::Result<usize>>,
-    send_waker: Option<Waker>,
-    accept_armed: bool,
-    accepted: VecDeque<io::Result<OwnedFd>>,
-    accept_waker: Option<Waker>,
-    connect_addr: Option<Box<socket2::SockAddr>>,
-    connect_result: Option<io::Result<()>>,
-    connect_waker: Option<Waker>,
+    /// What async callers wait for (a listener's accepts, a connect, the handshake's
+    /// reads and writes): boxed, and dropped once a session takes the socket over, so
+    /// that an established connection does not carry it.
+    waiting: Option<Box<Waiting>>,
     /// The established connection this socket carries.
     session: Option<Rc<Shared>>,
     on_finish: Option<Box<dyn FnOnce()>>,
@@ -127,7 +122,34 @@ struct State {
     closed: bool,
 }
 
+/// What async callers of a socket wait for, before (or instead of) a session.
+#[derive(Default)]
+struct Waiting {
+    recv_waker: Option<Waker>,
+    send_result: Option<io::Result<usize>>,
+    send_waker: Option<Waker>,
+    accept_armed: bool,
+    accepted: VecDeque<io::Result<OwnedFd>>,
+    accept_waker: Option<Waker>,
+    /// The address a connect in flight points at (kept alive until it completes).
+    connect_addr: Option<Box<socket2::SockAddr>>,
+    connect_result: Option<io::Result<()>>,
+    connect_waker: Option<Waker>,
+}
+
 impl State {
+    /// The async callers' part, made on first use.
+    fn waiting(&mut self) -> &mut Waiting {
+        self.waiting.get_or_insert_with(Box::default)
+    }
+
+    /// Whether an accept or a connect is in the kernel.
+    fn waiting_busy(&self) -> bool {
+        self.waiting
+            .as_ref()
+            .is_some_and(|w| w.accept_armed || w.connect_addr.is_some())
+    }
+
     /// A heavy connection's share: the bytes a visit takes.
     fn share(&self) -> usize {
         if self.share == 0 {
@@ -265,11 +287,7 @@ impl Socket {
 
     /// Whether an operation is still in the kernel.
     fn busy(st: &State) -> bool {
-        st.recv_armed
-            || st.direct.is_some()
-            || st.send.is_some()
-            || st.accept_armed
-            || st.connect_addr.is_some()
+        st.recv_armed || st.direct.is_some() || st.send.is_some() || st.waiting_busy()
     }
 
     /// Whether an operation of this socket is still in the kernel.
@@ -337,30 +355,34 @@ impl Socket {
             k if k == OpKind::Send as u8 => self.on_send(ring, result),
             k if k == OpKind::Accept as u8 => {
                 let mut st = self.st.borrow_mut();
+                let waiting = st.waiting();
                 if result >= 0 {
                     // SAFETY: a successful accept's result is a new descriptor we own.
-                    st.accepted
+                    waiting
+                        .accepted
                         .push_back(Ok(unsafe { OwnedFd::from_raw_fd(result) }));
                 } else {
-                    st.accepted
+                    waiting
+                        .accepted
                         .push_back(Err(io::Error::from_raw_os_error(-result)));
                 }
                 if !cqueue::more(flags) {
-                    st.accept_armed = false;
+                    waiting.accept_armed = false;
                 }
-                if let Some(w) = st.accept_waker.take() {
+                if let Some(w) = waiting.accept_waker.take() {
                     w.wake();
                 }
             }
             k if k == OpKind::Connect as u8 => {
                 let mut st = self.st.borrow_mut();
-                st.connect_addr = None;
-                st.connect_result = Some(if result < 0 {
+                let waiting = st.waiting();
+                waiting.connect_addr = None;
+                waiting.connect_result = Some(if result < 0 {
                     Err(io::Error::from_raw_os_error(-result))
                 } else {
                     Ok(())
                 });
-                if let Some(w) = st.connect_waker.take() {
+                if let Some(w) = waiting.connect_waker.take() {
                     w.wake();
                 }
             }
@@ -471,7 +493,7 @@ impl Socket {
             st.recv_end = Some(Some(io::Error::from_raw_os_error(-result).kind()));
             st.recv_armed = false;
         }
-        if let Some(w) = st.recv_waker.take() {
+        if let Some(w) = st.waiting.as_mut().and_then(|w| w.recv_waker.take()) {
             w.wake();
         }
         let inline = st.session.is_some();
@@ -492,9 +514,12 @@ impl Socket {
             consume(&mut op.chunks, result as usize).map(|()| result as usize)
         };
         if !op.for_session {
-            st.send_result = Some(outcome);
-            if let Some(w) = st.send_waker.take() {
-                w.wake();
+            // An async write's (a session's send after an abort is nobody's).
+            if let Some(waiting) = st.waiting.as_mut() {
+                waiting.send_result = Some(outcome);
+                if let Some(w) = waiting.send_waker.take() {
+                    w.wake();
+                }
             }
             return;
         }
@@ -761,7 +786,7 @@ impl Transport for UringStream {
                 ring.mark_dirty(self.socket.id);
                 st = self.socket.st.borrow_mut();
             }
-            st.recv_waker = Some(cx.waker().clone());
+            st.waiting().recv_waker = Some(cx.waker().clone());
             Poll::Pending
         })
         .await;
@@ -778,17 +803,18 @@ impl Transport for UringStream {
             if st.send.is_some() {
                 return (Err(io::ErrorKind::WouldBlock.into()), chunks);
             }
-            st.send_result = None;
+            st.waiting().send_result = None;
             self.socket
                 .start_send(&ring, &mut st, chunks.clone(), false);
         }
         ring.mark_dirty(self.socket.id);
         let result = poll_fn(|cx| {
             let mut st = self.socket.st.borrow_mut();
-            match st.send_result.take() {
+            let waiting = st.waiting();
+            match waiting.send_result.take() {
                 Some(result) => Poll::Ready(result),
                 None => {
-                    st.send_waker = Some(cx.waker().clone());
+                    waiting.send_waker = Some(cx.waker().clone());
                     Poll::Pending
                 }
             }
@@ -817,6 +843,11 @@ impl Transport for UringStream {
             let mut st = self.socket.st.borrow_mut();
             st.session = Some(shared.clone());
             st.on_finish = Some(on_finish);
+            // The handshake's reads and writes are over (and a connect's address with
+            // them): the established connection does not carry their state.
+            if !st.waiting_busy() {
+                st.waiting = None;
+            }
             std::mem::take(&mut st.received)
         };
         shared.set_kick(self.socket.clone());
@@ -872,22 +903,24 @@ impl Acceptor for UringListener {
             .ok_or_else(|| io::Error::other("the worker's ring is gone"))?;
         let fd = poll_fn(|cx| {
             let mut st = self.socket.st.borrow_mut();
-            if let Some(next) = st.accepted.pop_front() {
+            let closed = st.closed;
+            let waiting = st.waiting();
+            if let Some(next) = waiting.accepted.pop_front() {
                 return Poll::Ready(next);
             }
-            if st.closed {
+            if closed {
                 return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
             }
-            if !st.accept_armed {
+            if !waiting.accept_armed {
                 let entry = opcode::AcceptMulti::new(self.socket.raw())
                     .flags(libc::SOCK_CLOEXEC)
                     .build()
                     .user_data(self.socket.id.user_data(OpKind::Accept));
                 ring.push(entry);
-                st.accept_armed = true;
+                waiting.accept_armed = true;
                 ring.mark_dirty(self.socket.id);
             }
-            st.accept_waker = Some(cx.waker().clone());
+            waiting.accept_waker = Some(cx.waker().clone());
             Poll::Pending
         })
         .await?;
@@ -917,17 +950,18 @@ pub(crate) async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Resu
         let entry = opcode::Connect::new(socket.raw(), target.as_ptr().cast(), target.len())
             .build()
             .user_data(socket.id.user_data(OpKind::Connect));
-        st.connect_addr = Some(target);
+        st.waiting().connect_addr = Some(target);
         ring.push(entry);
     }
     ring.mark_dirty(socket.id);
     let stream = UringStream { socket };
     poll_fn(|cx| {
         let mut st = stream.socket.st.borrow_mut();
-        match st.connect_result.take() {
+        let waiting = st.waiting();
+        match waiting.connect_result.take() {
             Some(result) => Poll::Ready(result),
             None => {
-                st.connect_waker = Some(cx.waker().clone());
+                waiting.connect_waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }

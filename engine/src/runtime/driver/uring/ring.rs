@@ -498,11 +498,11 @@ impl Drop for Ring {
 /// run only inside `io_uring_enter`, so a worker that sleeps in tokio's reactor (as ours
 /// does, for the handlers' timers and channels) learns of it only through the registered
 /// eventfd, and the kernel may signal that eventfd late. On the 6.18 kernel of our
-/// benchmark machines it came 12–20 ms after the bytes (an RCU-deferred signal): a 1-connection
-/// ping-pong ran 50 messages/s instead of 7,000, and `cargo run -p load` 2,900 msg/s
-/// instead of 80,000. With `COOP_TASKRUN` the work runs as the sleeping thread wakes and
-/// the eventfd is signalled from it at once (p50 62 µs from the peer's write to our
-/// wake-up, as with epoll).
+/// benchmark machines it came 12–29 ms after the bytes (the signal seems deferred by the
+/// kernel): a 1-connection ping-pong ran 50–350 messages/s instead of 7,000–17,000, and
+/// `cargo run -p load` 2,900 msg/s instead of 85,000–145,000. With `COOP_TASKRUN` the
+/// work runs as the sleeping thread wakes and the eventfd is signalled from it at once
+/// (p50 62–120 µs from the peer's write to our wake-up, as with epoll).
 fn make_uring(entries: u32) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(2);
     let mut builder = IoUring::builder();

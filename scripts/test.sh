@@ -210,7 +210,7 @@ interop_on() {
   step "load against bench-server (counts add up, no mismatches; $driver)"
   check_load "load vs bench-server ($driver)" "$BS_URL/" --connections 20 --pipeline 4 --duration 2 --warmup 0.5 --driver "$driver"
   # A liveness bound, not a benchmark: both ends must wake at each completion. With
-  # DEFER_TASKRUN the kernel signalled the ring's eventfd 12-20 ms late, and one
+  # DEFER_TASKRUN the kernel signalled the ring's eventfd 12-29 ms late, and one
   # connection's ping-pong ran 50-350 messages/s (7,000-17,000 when it wakes at once).
   step "one connection's ping-pong is not held up by late wake-ups ($driver)"
   check_load "one-connection ping-pong at 1,000 msg/s or more ($driver)" "$BS_URL/" --connections 1 --duration 2 --warmup 0.5 --threads 1 --driver "$driver" --min-rate 1000

@@ -497,9 +497,7 @@ pub fn notes(rows: &[Row]) -> Vec<String> {
                     .flatten()
                     .filter_map(|thread| thread["busy"].as_f64())
             })
-            .fold(None, |most: Option<f64>, busy| {
-                Some(most.map_or(busy, |most| most.max(busy)))
-            });
+            .reduce(f64::max);
         if let Some(busiest) = busiest {
             let saturated = row
                 .runs

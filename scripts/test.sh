@@ -110,6 +110,38 @@ run_rust() {
   WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness --test runtime_tls --test runtime_pubsub
   step "socket tests on the tokio-uring driver (the echo suite)"
   WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo --test runtime_budget --test runtime_tls --test runtime_pubsub
+  feature_builds
+}
+
+# What builds off Linux, checked the way this Linux-only machine can: the sans-IO core
+# alone (no runtime, no socket, no OS API) with its tests, and the runtime without the
+# io_uring drivers (tokio's driver, as on macOS and Windows) with its lib and echo tests;
+# `cargo tree` shows neither reaches a crate it must not.
+feature_builds() {
+  step "the sans-IO core alone (--no-default-features)"
+  cargo check -p wsengine --no-default-features
+  cargo test -p wsengine --no-default-features --lib --tests
+  tree_lacks "--no-default-features" tokio socket2 rustls io-uring tokio-uring hyper
+  step "the runtime without the io_uring drivers (--no-default-features --features runtime,hyper)"
+  cargo clippy -p wsengine --no-default-features --features runtime,hyper -- -D warnings
+  cargo test -p wsengine --no-default-features --features runtime,hyper --lib --test runtime_echo --test runtime_stream
+  tree_lacks "--no-default-features --features runtime,hyper" io-uring tokio-uring
+}
+
+# Fails unless `cargo tree -p wsengine FLAGS` (normal dependencies) lacks every CRATE.
+tree_lacks() {
+  local flags="$1" tree crate
+  shift
+  # shellcheck disable=SC2086
+  tree="$(cargo tree -p wsengine $flags -e normal --prefix none)"
+  for crate in "$@"; do
+    if grep -q "^$crate v" <<<"$tree"; then
+      echo "cargo tree $flags reaches $crate:"
+      grep "^$crate v" <<<"$tree"
+      return 1
+    fi
+  done
+  echo "cargo tree $flags: none of $*"
 }
 
 run_interop() {

@@ -56,12 +56,22 @@
 //! together: past it, a connection over its share waits (is not read from), and after the
 //! budget's wait it is closed with 1013.
 //!
+//! # Cargo features
+//! - `runtime` (default): the server, client, pub/sub and TLS, on tokio's driver.
+//! - `io-uring` (default): the io_uring drivers, on Linux (a no-op elsewhere, where
+//!   [`runtime::Driver::Auto`] is tokio).
+//! - `hyper` (default): `runtime::upgrade`, taking over upgrades in hyper and axum.
+//!
+//! With `default-features = false` the crate is the sans-IO core alone: no runtime, no
+//! socket, no OS API beyond getrandom (the client's masking keys).
+//!
 //! # What it does not do
 //! - HTTP beyond the upgrade request.
 
 #![warn(missing_docs)]
 
 pub mod proto;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 
 pub use proto::close::{CloseCode, CloseFrame};

@@ -183,7 +183,7 @@ fn a_thousand_concurrent_connections() {
     client(async move {
         let mut tasks = Vec::new();
         for i in 0..1000u32 {
-            tasks.push(tokio_uring::spawn(async move {
+            tasks.push(tokio::task::spawn_local(async move {
                 let (ws, _) = connect(&url(addr)).await.unwrap();
                 let m = Message::text(format!("connection {i}"));
                 ws.send(m.clone()).await.unwrap();

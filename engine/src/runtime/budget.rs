@@ -3,10 +3,10 @@
 //! streams and inflated messages, unread inboxes, send queues), so that many connections
 //! each within their own limits cannot run the machine out of memory together.
 //!
-//! Each worker keeps its part of the budget ([`WorkerBudget`]: the total divided by the
+//! Each worker keeps its part of the budget (`WorkerBudget`: the total divided by the
 //! workers) in plain cells, without atomics on the hot path: a session charges what it
-//! holds after each step ([`super::session::Session`]'s accounting) and the worker's sum
-//! is published to [`ServerStats`] when it has moved by [`PUBLISH_STEP`].
+//! holds after each step (the session's accounting) and the worker's sum
+//! is published to [`ServerStats`] when it has moved by `PUBLISH_STEP`.
 //!
 //! The policy: a connection may always hold its share ([`MemoryBudget::per_connection`]);
 //! past it, it may grow only while the worker is within its part. When the worker is over,

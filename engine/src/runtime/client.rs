@@ -144,6 +144,7 @@ impl ConnectOptions {
                 };
                 self.connect_on(stream, target).await
             }
+            #[cfg(uring)]
             Some(Driver::Uring) => {
                 let stream = tokio::time::timeout(
                     deadline,
@@ -153,6 +154,7 @@ impl ConnectOptions {
                 .map_err(timed_out)??;
                 self.connect_on(stream, target).await
             }
+            #[cfg(uring)]
             Some(_) => {
                 let stream = match self.bound_socket(addr)? {
                     Some(socket) => tokio_uring::net::TcpStream::from_std(socket),
@@ -164,6 +166,8 @@ impl ConnectOptions {
                 };
                 self.connect_on(stream, target).await
             }
+            #[cfg(not(uring))]
+            Some(_) => unreachable!("no io_uring driver in this build"),
             None => Err(Error::Io(std::io::Error::other(
                 "connect runs inside a wsengine runtime (wsengine::runtime::start, or a server handler)",
             ))),

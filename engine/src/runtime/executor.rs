@@ -11,11 +11,15 @@
 
 use std::cell::Cell;
 use std::future::Future;
+#[cfg(uring)]
 use std::rc::Rc;
 use std::sync::Once;
 
-use super::driver::uring::{Ring, RingConfig};
+#[cfg(uring)]
+use super::driver::uring::Ring;
 use super::error::Error;
+use super::uring::RingConfig;
+#[cfg(uring)]
 use super::uring::UringRuntime;
 
 /// Which IO driver runs the sockets.
@@ -94,10 +98,14 @@ pub(crate) fn with_active<R>(driver: Driver, f: impl FnOnce() -> R) -> R {
 }
 
 /// Turns [`Driver::Auto`] into `Uring` or `Tokio` by creating a ring (`entries` deep) and
-/// dropping it; the other two are returned as they are.
+/// dropping it; the other two are returned as they are. Built without the io_uring
+/// drivers (the `io-uring` feature off, or not Linux), `Auto` is `Tokio`.
 pub fn resolve(driver: Driver, entries: u32) -> Driver {
     if driver != Driver::Auto {
         return driver;
+    }
+    if cfg!(not(uring)) {
+        return Driver::Tokio;
     }
     match probe(entries) {
         Ok(()) => Driver::Uring,
@@ -113,6 +121,7 @@ pub fn resolve(driver: Driver, entries: u32) -> Driver {
 
 /// Whether our io_uring driver can run here: a ring with a buffer ring can be made, and
 /// the kernel has multishot receive (6.0).
+#[cfg(uring)]
 fn probe(entries: u32) -> Result<(), Error> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut parts = release.trim().split(['.', '-']);
@@ -132,16 +141,33 @@ fn probe(entries: u32) -> Result<(), Error> {
     .map_err(Error::UringUnavailable)
 }
 
+/// Built without the io_uring drivers: they are never available.
+#[cfg(not(uring))]
+fn probe(_entries: u32) -> Result<(), Error> {
+    Err(not_built())
+}
+
+/// The error for asking for an io_uring driver in a build without them.
+#[cfg(not(uring))]
+fn not_built() -> Error {
+    Error::UringUnavailable(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "wsengine was built without the io_uring drivers (feature `io-uring`, Linux only)",
+    ))
+}
+
 /// A single-threaded runtime on any driver: what each server worker runs, and what a
 /// client thread (such as each of `load`'s) runs.
 pub struct LocalRuntime(Kind);
 
 enum Kind {
+    #[cfg(uring)]
     Uring {
         runtime: tokio::runtime::Runtime,
         local: tokio::task::LocalSet,
         ring: Rc<Ring>,
     },
+    #[cfg(uring)]
     TokioUring(UringRuntime),
     Tokio(tokio::runtime::Runtime, tokio::task::LocalSet),
 }
@@ -167,7 +193,9 @@ impl LocalRuntime {
                 current_thread()?,
                 tokio::task::LocalSet::new(),
             ))),
+            #[cfg(uring)]
             Driver::TokioUring => Ok(LocalRuntime(Kind::TokioUring(UringRuntime::new(entries)?))),
+            #[cfg(uring)]
             _ => {
                 probe(entries)?;
                 let ring = Ring::new(config).map_err(Error::UringUnavailable)?;
@@ -180,13 +208,20 @@ impl LocalRuntime {
                     ring,
                 }))
             }
+            #[cfg(not(uring))]
+            _ => {
+                let _ = config;
+                Err(not_built())
+            }
         }
     }
 
     /// [`Driver::Uring`], [`Driver::Tokio`] or [`Driver::TokioUring`].
     pub fn driver(&self) -> Driver {
         match self.0 {
+            #[cfg(uring)]
             Kind::Uring { .. } => Driver::Uring,
+            #[cfg(uring)]
             Kind::TokioUring(_) => Driver::TokioUring,
             Kind::Tokio(..) => Driver::Tokio,
         }
@@ -196,6 +231,7 @@ impl LocalRuntime {
     /// `tokio::task::spawn_local` run on this runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         match &self.0 {
+            #[cfg(uring)]
             Kind::Uring {
                 runtime,
                 local,
@@ -204,6 +240,7 @@ impl LocalRuntime {
                 let _current = Ring::enter(ring);
                 with_active(Driver::Uring, || local.block_on(runtime, future))
             }
+            #[cfg(uring)]
             Kind::TokioUring(runtime) => runtime.block_on(future),
             Kind::Tokio(runtime, local) => {
                 with_active(Driver::Tokio, || local.block_on(runtime, future))
@@ -244,4 +281,43 @@ pub(crate) async fn yield_to_worker() {
         std::task::Poll::Pending
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built without the io_uring drivers (`--no-default-features --features runtime`, or
+    /// any non-Linux target), `Auto` runs on tokio and asking for a ring is a plain error.
+    #[cfg(not(uring))]
+    #[test]
+    fn without_the_io_uring_drivers_auto_is_tokio_and_uring_is_refused() {
+        assert_eq!(resolve(Driver::Auto, 64), Driver::Tokio);
+        let runtime = LocalRuntime::new(Driver::Auto, 64).unwrap();
+        assert_eq!(runtime.driver(), Driver::Tokio);
+        assert_eq!(
+            runtime.block_on(async { current_driver() }),
+            Some(Driver::Tokio)
+        );
+        for driver in [Driver::Uring, Driver::TokioUring] {
+            match LocalRuntime::new(driver, 64) {
+                Err(Error::UringUnavailable(e)) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported)
+                }
+                Err(other) => panic!("{driver}: {other}"),
+                Ok(_) => panic!("{driver}: a runtime without the driver"),
+            }
+        }
+    }
+
+    #[cfg(uring)]
+    #[test]
+    fn with_the_io_uring_drivers_tokio_is_still_chosen_when_asked() {
+        let runtime = LocalRuntime::new(Driver::Tokio, 64).unwrap();
+        assert_eq!(runtime.driver(), Driver::Tokio);
+        assert_eq!(
+            runtime.block_on(async { current_driver() }),
+            Some(Driver::Tokio)
+        );
+    }
 }

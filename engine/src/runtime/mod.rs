@@ -10,7 +10,7 @@
 //! | [`server`] | the builder, the workers (accept loop, registry), the accept policy, the listeners |
 //! | `session` | a connection's state beyond the protocol (inbox, budgets, the end), with no IO |
 //! | [`budget`] | the server's memory budget for buffered bytes, a part per worker |
-//! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait |
+//! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait; the io_uring ones with the `io-uring` feature on Linux |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
 //! | [`pubsub`] | topics across the workers, [`Publisher`] and [`Sender`] for any thread |
 //! | [`client`] | connecting to a `ws://` or `wss://` URL |
@@ -48,4 +48,6 @@ pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigg
 pub use session::{ConnectionStats, WireBytes};
 pub use socket::WebSocket;
 pub use tls::{ClientTls, ServerTls};
-pub use uring::{UringRuntime, start};
+#[cfg(uring)]
+pub use uring::UringRuntime;
+pub use uring::start;

@@ -376,6 +376,8 @@ impl Session {
 
     /// Takes the receive buffer for a read that owns it while in flight (tokio-uring);
     /// its capacity stays charged until [`return_read_buf`](Self::return_read_buf).
+    // Used by the io_uring drivers only.
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn lend_read_buf(&mut self) -> BytesMut {
         let buf = std::mem::take(self.wire_buf());
         if let Some(m) = &mut self.memory {
@@ -385,6 +387,8 @@ impl Session {
     }
 
     /// Puts back the buffer a read owned, before [`on_read`](Self::on_read).
+    // Used by the io_uring drivers only.
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn return_read_buf(&mut self, buf: BytesMut) {
         *self.wire_buf() = buf;
         if let Some(m) = &mut self.memory {
@@ -505,6 +509,8 @@ impl Session {
     }
 
     /// Whether data is flowing: the last read filled its buffer, or a frame is in progress.
+    // Used by the io_uring drivers only.
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn flowing(&self) -> bool {
         self.last_read_filled || self.conn.buffered() > 0
     }
@@ -540,6 +546,8 @@ impl Session {
     /// driver that receives into buffers of its own): when a frame starts in them, room
     /// for all of it (at most [`MAX_READ`]), so that a large frame is copied once and the
     /// buffer is not grown (and copied again) on the way.
+    // Used by the io_uring drivers only.
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn reserve_for(&mut self, incoming: &[u8]) {
         match &mut self.tls {
             // Ciphertext: it is decrypted (and the buffer emptied) at every read.
@@ -558,6 +566,8 @@ impl Session {
     /// Bytes received into a buffer of the driver's own (the io_uring driver's ring
     /// buffer): copied into the receive buffer, or over TLS handed to rustls straight from
     /// there (no copy of ours), then as [`on_read`](Self::on_read).
+    // Used by the io_uring drivers only.
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn deliver(&mut self, incoming: &[u8], filled: bool) -> Received {
         if self.tls.is_some() {
             return self.received(incoming.len(), filled, Some(incoming));

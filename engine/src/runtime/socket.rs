@@ -105,6 +105,7 @@ impl Shared {
     }
 
     /// For a driver that runs this connection inline: `kick` is how the handle wakes it.
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn set_kick(&self, kick: Rc<dyn Kick>) {
         *self.kick.borrow_mut() = Some(kick);
     }
@@ -151,12 +152,14 @@ impl Shared {
     /// Whether the handle kicked the driver since it last took the kick (the connection
     /// is then in one of the driver's queues).
     #[inline]
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn is_kicked(&self) -> bool {
         self.kicked.get()
     }
 
     /// For an inline driver: whether the handle kicked it since the last call.
     #[inline]
+    #[cfg_attr(not(uring), allow(dead_code))]
     pub(crate) fn take_kicked(&self) -> bool {
         self.kicked.replace(false)
     }

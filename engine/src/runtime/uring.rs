@@ -1,5 +1,9 @@
 //! The tokio-uring driver's runtime ([`Driver::TokioUring`](super::Driver::TokioUring)), with a plain error where
-//! the kernel refuses rings; and [`start`], which runs client code on the default driver.
+//! the kernel refuses rings; the shape of our own driver's rings; and [`start`], which runs
+//! client code on the default driver.
+//!
+//! The io_uring drivers are built with the `io-uring` feature (on by default) on Linux;
+//! without them [`start`] runs on tokio.
 //!
 //! `tokio_uring::start` panics when `io_uring_setup` fails. Container seccomp profiles
 //! (Docker since 25, Kubernetes' `RuntimeDefault`) answer it with `EPERM`, kernels built
@@ -15,12 +19,37 @@ use super::error::Error;
 /// operations submitted per turn, not the connections.
 pub const DEFAULT_RING_ENTRIES: u32 = 4096;
 
+/// How a worker's ring is made (kept without the io_uring drivers too: the server's
+/// settings carry it whichever driver runs).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(uring), allow(dead_code))]
+pub(crate) struct RingConfig {
+    /// Submission queue entries (the completion queue gets twice as many).
+    pub(crate) entries: u32,
+    /// Buffers in the provided buffer ring (a power of two).
+    pub(crate) buffers: u16,
+    /// Bytes per buffer.
+    pub(crate) buffer_size: usize,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            entries: DEFAULT_RING_ENTRIES,
+            buffers: 256,
+            buffer_size: 16 * 1024,
+        }
+    }
+}
+
 /// A single-threaded io_uring runtime: tokio's current-thread scheduler and timers with an
 /// io_uring driver for sockets.
+#[cfg(uring)]
 pub struct UringRuntime {
     inner: tokio_uring::Runtime,
 }
 
+#[cfg(uring)]
 impl UringRuntime {
     /// Creates a runtime on this thread with `entries` submission queue entries.
     ///

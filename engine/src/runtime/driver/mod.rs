@@ -32,8 +32,10 @@ use super::socket::Shared;
 pub(crate) mod io_stream;
 mod readiness;
 mod tokio;
+#[cfg(uring)]
 mod tokio_uring;
 mod turns;
+#[cfg(uring)]
 pub(crate) mod uring;
 
 /// A connected byte stream, used from the tasks of one thread.
@@ -138,6 +140,7 @@ pub(crate) fn consume(chunks: &mut Vec<Bytes>, mut written: usize) -> io::Result
 }
 
 /// The most buffers one `writev` takes (Linux's `IOV_MAX`).
+#[cfg(uring)]
 pub(crate) const IOV_MAX: usize = 1024;
 
 /// The most buffers one `writev` of a readiness driver takes from its stack.

@@ -36,6 +36,7 @@ mod listener;
 mod worker;
 
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
+#[cfg(feature = "hyper")]
 pub(crate) use accept::answer;
 
 /// Decides whether to accept an upgrade request: origin checks, authentication and

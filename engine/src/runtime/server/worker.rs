@@ -20,7 +20,8 @@ use crate::proto::connection::Connection;
 use crate::proto::handshake::Reject;
 use crate::proto::role::Role;
 use crate::runtime::budget::WorkerBudget;
-use crate::runtime::driver::uring::{RingConfig, UringListener};
+#[cfg(uring)]
+use crate::runtime::driver::uring::UringListener;
 use crate::runtime::driver::{Acceptor, Transport};
 use crate::runtime::error::Error;
 use crate::runtime::executor::Driver;
@@ -31,6 +32,7 @@ use crate::runtime::options::SocketOptions;
 use crate::runtime::pubsub::{InboxRx, WorkerPubSub};
 use crate::runtime::session::Session;
 use crate::runtime::socket::{Shared, WebSocket};
+use crate::runtime::uring::RingConfig;
 
 /// A connection the worker knows of, for graceful shutdown.
 struct Entry<T> {
@@ -139,14 +141,19 @@ pub(crate) fn run(
                     .and_then(|()| tokio::net::TcpListener::from_std(listener));
                 listen(listener, ready, control, shared, pubsub, shutdown).await;
             }
+            #[cfg(uring)]
             Driver::Uring => {
                 let listener = UringListener::from_std(listener);
                 listen(listener, ready, control, shared, pubsub, shutdown).await;
             }
+            #[cfg(uring)]
             _ => {
                 let listener = Ok(tokio_uring::net::TcpListener::from_std(listener));
                 listen(listener, ready, control, shared, pubsub, shutdown).await;
             }
+            // A runtime is only ever made for a driver that is built.
+            #[cfg(not(uring))]
+            _ => unreachable!("no io_uring driver in this build"),
         }
     });
 }
@@ -210,7 +217,7 @@ async fn serve<A: Acceptor>(
                 Err(e) => {
                     // Out of file descriptors (EMFILE/ENFILE) or memory: back off
                     // instead of spinning; the pending connections wait in the backlog.
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                    if out_of_resources(&e) {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
@@ -360,4 +367,19 @@ fn reject<T: Transport>(id: u64, stream: &T, registry: &Registry<T>, shared: &Se
     let _ = stream.shutdown(Shutdown::Both);
     registry.remove(id);
     shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether an accept failed for want of descriptors (`EMFILE`, `ENFILE`) or memory.
+#[cfg(unix)]
+fn out_of_resources(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Whether an accept failed for want of descriptors or memory.
+#[cfg(not(unix))]
+fn out_of_resources(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::OutOfMemory
 }

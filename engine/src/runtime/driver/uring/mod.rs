@@ -33,5 +33,5 @@ mod buf_ring;
 mod ring;
 mod socket;
 
-pub(crate) use ring::{Ring, RingConfig};
+pub(crate) use ring::Ring;
 pub(crate) use socket::{UringListener, connect};

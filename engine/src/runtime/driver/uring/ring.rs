@@ -17,6 +17,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::buf_ring::BufRing;
 use super::socket::Socket;
+pub(crate) use crate::runtime::uring::RingConfig;
 
 /// The buffer group of the worker's buffer ring.
 pub(super) const BUF_GROUP: u16 = 0;
@@ -37,27 +38,6 @@ const FAN_OUT: usize = 8;
 /// millisecond of sends: a publish to thousands of subscribers leaves over a few turns,
 /// while sockets with replies of their own are flushed at every turn.
 const FAN_OUT_PER_TURN: usize = 128;
-
-/// How a worker's ring is made.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RingConfig {
-    /// Submission queue entries (the completion queue gets twice as many).
-    pub(crate) entries: u32,
-    /// Buffers in the provided buffer ring (a power of two).
-    pub(crate) buffers: u16,
-    /// Bytes per buffer.
-    pub(crate) buffer_size: usize,
-}
-
-impl Default for RingConfig {
-    fn default() -> Self {
-        RingConfig {
-            entries: 4096,
-            buffers: 256,
-            buffer_size: 16 * 1024,
-        }
-    }
-}
 
 /// What an operation's completion is for, in the low byte of its user data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -107,7 +107,7 @@ run_rust() {
   step "cargo test --workspace (socket tests on io_uring)"
   WSENGINE_TEST_DRIVER=uring cargo test --workspace
   step "socket tests on the tokio driver"
-  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness --test runtime_tls --test runtime_pubsub
+  WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness --test runtime_tls --test runtime_pubsub --test runtime_client
   step "socket tests on the tokio-uring driver (the echo suite)"
   WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo --test runtime_budget --test runtime_tls --test runtime_pubsub
   feature_builds
@@ -124,7 +124,7 @@ feature_builds() {
   tree_lacks "--no-default-features" tokio socket2 rustls io-uring tokio-uring hyper
   step "the runtime without the io_uring drivers (--no-default-features --features runtime,hyper)"
   cargo clippy -p wsengine --no-default-features --features runtime,hyper -- -D warnings
-  cargo test -p wsengine --no-default-features --features runtime,hyper --lib --test runtime_echo --test runtime_stream
+  cargo test -p wsengine --no-default-features --features runtime,hyper --lib --test runtime_echo --test runtime_stream --test runtime_client
   tree_lacks "--no-default-features --features runtime,hyper" io-uring tokio-uring
 }
 
@@ -156,6 +156,28 @@ run_interop() {
   chat_checks
   fallback_checks
   axum_checks
+  tokio_client_checks
+}
+
+# The client from a #[tokio::main] program (engine/examples/tokio_client.rs: connect_send,
+# a tokio::spawn'ed writer, Stream and Sink) against bench-server on each driver and the
+# Python websockets echo server.
+tokio_client_checks() {
+  local driver port
+  for driver in uring tokio; do
+    step "our client from a #[tokio::main] program vs bench-server ($driver)"
+    start_bench_server --driver "$driver"
+    if timeout 120 "$BIN"/examples/tokio_client "$BS_URL/"; then pass "our client from #[tokio::main] vs bench-server ($driver)"; else fail "our client from #[tokio::main] vs bench-server ($driver)"; fi
+    kill "$BS_PID" 2>/dev/null || true
+  done
+  step "our client from a #[tokio::main] program vs the Python websockets echo server"
+  port="$(free_port)"
+  "$VENV/bin/python" tests/interop/python_echo_server.py "$port" >"$TMP/py-tokio.out" 2>&1 &
+  local py=$!
+  PIDS+=("$py")
+  for _ in $(seq 100); do grep -q listening "$TMP/py-tokio.out" && break; sleep 0.1; done
+  if timeout 120 "$BIN"/examples/tokio_client "ws://127.0.0.1:$port/"; then pass "our client from #[tokio::main] vs python websockets server"; else fail "our client from #[tokio::main] vs python websockets server"; fi
+  kill "$py" 2>/dev/null || true
 }
 
 # Pub/sub through bench-server --mode broadcast (two workers), driven by load's fan-out:
@@ -299,6 +321,7 @@ tls_on() {
   if WSENGINE_CA="$dir/cert.pem" timeout 120 node tests/interop/node_client.mjs "$BS_URL/"; then pass "node ws client over wss ($driver)"; else fail "node ws client over wss ($driver)"; fi
   if timeout 120 python3 tests/interop/chromium_test.py "$BS_URL/" permessage-deflate; then pass "headless chromium over wss ($driver)"; else fail "headless chromium over wss ($driver)"; fi
   if WSENGINE_CA="$dir/cert.pem" timeout 120 "$BIN"/examples/echo_check "$BS_URL/" "$driver"; then pass "our client over wss vs bench-server ($driver)"; else fail "our client over wss vs bench-server ($driver)"; fi
+  if WSENGINE_CA="$dir/cert.pem" timeout 120 "$BIN"/examples/tokio_client "$BS_URL/"; then pass "our client from #[tokio::main] over wss vs bench-server ($driver)"; else fail "our client from #[tokio::main] over wss vs bench-server ($driver)"; fi
   check_load "load --ca vs bench-server over wss ($driver)" "$BS_URL/" --ca "$dir/cert.pem" --connections 20 --pipeline 4 --duration 2 --warmup 0.5 --driver "$driver"
 
   step "wss:// certificate reload on SIGHUP ($driver)"

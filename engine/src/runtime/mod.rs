@@ -13,7 +13,7 @@
 //! | `driver/` | one place per IO driver (io_uring, tokio, any tokio stream), behind one trait; the io_uring ones with the `io-uring` feature on Linux |
 //! | [`socket`] | the application's [`WebSocket`] handle and what it shares with the driver |
 //! | [`pubsub`] | topics across the workers, [`Publisher`] and [`Sender`] for any thread |
-//! | [`client`] | connecting to a `ws://` or `wss://` URL |
+//! | [`client`] | connecting to a `ws://` or `wss://` URL, inside our runtime or from any other |
 //! | [`tls`] | TLS for both roles: the configurations, and the record layer inside the session |
 //! | [`uring`] | the tokio-uring driver's runtime, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
@@ -39,7 +39,7 @@ pub mod upgrade;
 pub mod uring;
 
 pub use budget::MemoryBudget;
-pub use client::{ConnectOptions, connect};
+pub use client::{ClientWriter, ConnectOptions, SendWebSocket, connect, connect_send};
 pub use error::Error;
 pub use executor::{Driver, LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;

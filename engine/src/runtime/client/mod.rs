@@ -1,0 +1,70 @@
+//! The client: connect to a `ws://` or `wss://` URL and get the same [`WebSocket`]
+//! handle as the server, in the client role (frames masked, RFC 6455 §5.3).
+//!
+//! Two ways in, the same connection underneath:
+//! - [`connect`] inside one of our runtimes ([`start`](super::start), or a server's
+//!   handler): the connection runs on this thread's driver and the handle is a
+//!   [`WebSocket`] (`!Send`, no hop between the application and its connection).
+//! - [`connect_send`] from anywhere, e.g. `#[tokio::main]` or a `tokio::spawn`ed task:
+//!   the connection runs on one of wsengine's client threads, and the handle is a
+//!   [`SendWebSocket`] (`Send + Sync`; each message crosses a channel).
+//!
+//! | file | concept |
+//! |---|---|
+//! | `target` | the URL's parts, and the host's addresses in the order to try them |
+//! | `connect` | [`ConnectOptions`], and connecting inside our runtime |
+//! | `threads` | the client threads that run connections opened from elsewhere |
+//! | `send_handle` | [`SendWebSocket`] and [`ClientWriter`], the `Send` handle |
+
+mod connect;
+mod send_handle;
+mod target;
+mod threads;
+
+pub use connect::{ConnectOptions, connect};
+pub use send_handle::{ClientWriter, SendWebSocket};
+
+use tokio::sync::oneshot;
+
+use super::error::Error;
+#[cfg(doc)]
+use super::socket::WebSocket;
+use crate::proto::handshake::Response;
+
+/// Connects to `url` with default options from any runtime or thread; see
+/// [`ConnectOptions::connect_send`].
+pub async fn connect_send(url: &str) -> Result<(SendWebSocket, Response), Error> {
+    ConnectOptions::default().connect_send(url).await
+}
+
+impl ConnectOptions {
+    /// Connects to `url` from any runtime or thread (tokio's multi-threaded or
+    /// current-thread runtime, another executor, or ours): the connection runs on one of
+    /// wsengine's client threads (io_uring where the kernel allows it), and the handle is
+    /// `Send + Sync`. Everything else is [`connect`](Self::connect)'s: the addresses tried
+    /// in turn, the timeouts, TLS, the handshake.
+    pub async fn connect_send(&self, url: &str) -> Result<(SendWebSocket, Response), Error> {
+        let (tx, rx) = oneshot::channel();
+        let options = self.clone();
+        let url = url.to_string();
+        threads::spawn(move || async move {
+            match options.connect(&url).await {
+                Ok((ws, response)) => {
+                    let (handle, run) = SendWebSocket::attach(ws, options.socket.max_send_queue);
+                    // If the caller has gone, the handle is dropped here and `run`
+                    // closes the connection with 1000.
+                    let _ = tx.send(Ok((handle, response)));
+                    run.await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })?;
+        rx.await.map_err(|_| {
+            Error::Io(std::io::Error::other(
+                "the client thread ended during the connect",
+            ))
+        })?
+    }
+}

@@ -1,0 +1,324 @@
+//! The client from tokio's own runtimes (`#[tokio::test]`, multi-threaded and
+//! current-thread), outside any runtime of ours: `connect_send` and its `Send` handle,
+//! over real sockets on 127.0.0.1 against our server on the test driver.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use wsengine::runtime::{
+    ClientWriter, ConnectOptions, Error, SendWebSocket, ServerHandle, SocketOptions, TrySendError,
+    WebSocket, connect, connect_send,
+};
+use wsengine::{CloseCode, Message};
+
+mod common;
+
+const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
+
+fn url(server: &ServerHandle) -> String {
+    format!("ws://{}/", server.local_addr())
+}
+
+fn messages() -> Vec<Message> {
+    SIZES
+        .iter()
+        .flat_map(|&len| {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            [Message::text("x".repeat(len)), Message::binary(bytes)]
+        })
+        .collect()
+}
+
+#[test]
+fn the_handle_and_its_writer_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<SendWebSocket>();
+    send_sync::<ClientWriter>();
+    fn clone<T: Clone>() {}
+    clone::<ClientWriter>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_threaded_tokio_program_echoes_the_size_matrix_and_closes_with_1000() {
+    let server = common::serve_echo(common::one_worker());
+    let (mut ws, response) = connect_send(&url(&server)).await.unwrap();
+    assert!(response.protocol().is_none());
+    // Written from another task (another thread, maybe), read here.
+    let writer = ws.writer();
+    let sent = tokio::spawn(async move {
+        for message in messages() {
+            writer.send(message).await.unwrap();
+        }
+    });
+    for expected in messages() {
+        let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an echo within 10 s")
+            .expect("the stream goes on")
+            .unwrap();
+        assert_eq!(got, expected);
+    }
+    sent.await.unwrap();
+    // The handle itself moves into a spawned task.
+    let closed = tokio::spawn(async move {
+        ws.close(CloseCode::NORMAL, "done").await.unwrap();
+        assert!(ws.is_closed());
+        // A closing handshake ends the stream; the close frame stays.
+        assert!(ws.next().await.is_none());
+        ws.close_frame().map(|f| f.code)
+    });
+    assert_eq!(closed.await.unwrap(), Some(CloseCode::NORMAL));
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_current_thread_tokio_program_sinks_and_streams() {
+    let server = common::serve_echo(common::one_worker());
+    let (ws, _) = ConnectOptions::default()
+        .connect_send(&url(&server))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    for message in messages() {
+        tx.send(message.clone()).await.unwrap();
+        assert_eq!(rx.next().await.unwrap().unwrap(), message);
+    }
+    // The sink's close: 1000, then the stream ends.
+    tx.close().await.unwrap();
+    assert!(rx.next().await.is_none());
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// A server that closes each connection with `code` after echoing one message.
+fn closing_server(code: u16) -> ServerHandle {
+    common::one_worker()
+        .serve(move |ws: WebSocket, _req| async move {
+            if let Ok(m) = ws.recv().await {
+                let _ = ws.send(m).await;
+            }
+            let _ = ws.close(CloseCode(code), "bye").await;
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_close_ends_the_stream_after_the_last_message() {
+    let server = closing_server(4001);
+    let (mut ws, _) = connect_send(&url(&server)).await.unwrap();
+    ws.send_text("one").await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("one"));
+    assert!(
+        ws.next().await.is_none(),
+        "a closing handshake ends the stream"
+    );
+    let frame = ws.close_frame().expect("the server's close frame");
+    assert_eq!((frame.code.0, frame.reason.as_str()), (4001, "bye"));
+    // recv, unlike the stream, keeps saying why.
+    match ws.recv().await {
+        Err(Error::Closed(frame)) => assert_eq!(frame.code.0, 4001),
+        other => panic!("{other:?}"),
+    }
+    // Nothing more can be sent.
+    assert!(matches!(
+        ws.try_send(Message::text("late")),
+        Err(TrySendError::Closed(_))
+    ));
+    assert!(ws.send_text("late").await.is_err());
+    ws.closed().await;
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// A raw server on 127.0.0.1 that completes one opening handshake, reads a little, then
+/// resets the connection: an end without a close frame.
+fn resetting_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("sec-websocket-key:")
+                    .then(|| l[18..].trim().to_string())
+            })
+            .unwrap();
+        let accept = wsengine::proto::handshake::accept_key(key.as_bytes());
+        write!(
+            s,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .unwrap();
+        let _ = s.read(&mut [0u8; 64]);
+        common::reset(s);
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_without_a_close_frame_is_one_error_then_none() {
+    let addr = resetting_server();
+    let (mut ws, _) = connect_send(&format!("ws://{addr}/")).await.unwrap();
+    ws.send_text("go").await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Err(Error::Closed(frame)))) => assert_eq!(frame.code, CloseCode::ABNORMAL),
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.next().await.is_none());
+    assert!(ws.close_frame().is_none());
+    tokio::time::timeout(Duration::from_secs(10), ws.closed())
+        .await
+        .expect("the connection finishes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_send_is_full_while_the_server_does_not_read_and_closed_after() {
+    // The server never reads: the client's send queue fills, then the bytes in transit;
+    // the client's send stall timeout (3 s) then fails the connection under a waiting send.
+    let server = common::one_worker()
+        .serve(|ws: WebSocket, _req| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(ws);
+        })
+        .unwrap();
+    let mut options = ConnectOptions::default();
+    let mut socket = SocketOptions::default();
+    socket.max_send_queue = 64 * 1024;
+    socket.send_stall_timeout = Some(Duration::from_secs(3));
+    options.socket = socket;
+    let (ws, _) = options.connect_send(&url(&server)).await.unwrap();
+    let chunk = Message::binary(vec![7u8; 16 * 1024]);
+    let mut taken = 0usize;
+    // Full half a second in a row: the server's buffers, both sockets' and the client's
+    // queue are full, and only the bytes in transit are left to bound.
+    let mut full_in_a_row = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while full_in_a_row < 50 && std::time::Instant::now() < deadline {
+        match ws.try_send(chunk.clone()) {
+            Ok(()) => {
+                taken += 1;
+                full_in_a_row = 0;
+                // Let the connection's thread take what it can.
+                tokio::task::yield_now().await;
+            }
+            Err(TrySendError::Full(_)) => {
+                full_in_a_row += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(TrySendError::Closed(_)) => panic!("closed after {taken}"),
+        }
+    }
+    assert_eq!(
+        full_in_a_row, 50,
+        "{taken} × 16 KiB taken, never full for long"
+    );
+    // Bounded: the socket buffers, the connection's queue and the transit bound.
+    assert!(taken * 16 * 1024 < 64 << 20, "{taken} × 16 KiB taken");
+    // A waiting send waits, and fails once the connection is closed under it.
+    let writer = ws.writer();
+    let waiting = tokio::spawn(async move { writer.send(Message::text("waits")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "send waits while the queue is full");
+    drop(ws);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the waiting send ends")
+            .unwrap()
+            .is_err()
+    );
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_handle_and_its_writers_closes_with_1000() {
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let server = common::one_worker()
+        .serve(move |ws: WebSocket, _req| {
+            let seen_tx = seen_tx.lock().unwrap().clone();
+            async move {
+                let end = loop {
+                    if let Err(e) = ws.recv().await {
+                        break e;
+                    }
+                };
+                let _ = seen_tx.send(match end {
+                    Error::Closed(frame) => Some(frame.code),
+                    _ => None,
+                });
+            }
+        })
+        .unwrap();
+    let (ws, _) = connect_send(&url(&server)).await.unwrap();
+    let writer = ws.writer();
+    ws.send_text("hello").await.unwrap();
+    drop(ws);
+    // A writer keeps the connection open.
+    assert!(seen_rx.recv_timeout(Duration::from_millis(300)).is_err());
+    writer.send_text("still here").await.unwrap();
+    drop(writer);
+    assert_eq!(
+        seen_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(CloseCode::NORMAL)
+    );
+    server.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_closes_and_pings_are_refused_and_refused_connects_fail() {
+    let server = common::serve_echo(common::one_worker());
+    let (ws, _) = connect_send(&url(&server)).await.unwrap();
+    assert!(matches!(
+        ws.ping(Bytes::from(vec![0u8; 126])),
+        Err(Error::Send(_))
+    ));
+    assert!(matches!(
+        ws.close(CloseCode(1005), "").await,
+        Err(Error::Send(_))
+    ));
+    ws.ping(Bytes::from_static(b"ok")).unwrap();
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    // Nothing listens on a port we held and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    match connect_send(&format!("ws://127.0.0.1:{port}/")).await {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        connect_send("http://127.0.0.1/").await,
+        Err(Error::InvalidUrl(_))
+    ));
+    server.shutdown(Duration::from_secs(1));
+}
+
+/// `localhost` resolves (asynchronously) to every loopback address the system names;
+/// the server listens on 127.0.0.1 only, so where ::1 comes first it refuses and the
+/// next address is tried.
+#[test]
+fn a_name_is_resolved_and_its_addresses_tried_in_turn() {
+    let server = common::serve_echo(common::one_worker());
+    let port = server.local_addr().port();
+    common::run_client(async move {
+        let (ws, _) = connect(&format!("ws://localhost:{port}/")).await.unwrap();
+        assert_eq!(ws.peer_addr(), server.local_addr());
+        ws.send_text("by name").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("by name"));
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        server.shutdown(Duration::from_secs(1));
+    });
+}

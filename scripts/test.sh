@@ -63,7 +63,7 @@ install_tools() {
 
 build_release() {
   step "building bench-server and the client examples (release)"
-  cargo build --release -p bench-server -p load -p wsengine --bins --examples
+  cargo build --release -p bench-server -p load -p wsengine --features wsengine/axum --bins --examples
 }
 
 # Starts bench-server on a free port; sets BS_PID and BS_URL.
@@ -105,7 +105,7 @@ PY
 
 run_rust() {
   step "cargo test --workspace (socket tests on io_uring)"
-  WSENGINE_TEST_DRIVER=uring cargo test --workspace
+  WSENGINE_TEST_DRIVER=uring cargo test --workspace --features wsengine/axum
   step "socket tests on the tokio driver"
   WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness --test runtime_tls --test runtime_pubsub --test runtime_client
   step "socket tests on the tokio-uring driver (the echo suite)"
@@ -243,6 +243,19 @@ axum_checks() {
   if timeout 120 "$VENV/bin/python" tests/interop/python_client.py "ws://127.0.0.1:$port/ws"; then pass "python websockets client vs the axum example"; else fail "python websockets client vs the axum example"; fi
   if timeout 120 "$BIN"/examples/echo_check "ws://127.0.0.1:$port/ws"; then pass "our client vs the axum example"; else fail "our client vs the axum example"; fi
   if curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ws" | grep -q 426; then pass "axum example answers a plain GET on /ws with 426"; else fail "axum example answers a plain GET on /ws with 426"; fi
+  kill "$pid" 2>/dev/null || true
+  step "axum's chat example ported to the engine's extractor (only imports and type names changed)"
+  out="$TMP/axum-chat.out"
+  "$BIN"/examples/axum_chat 127.0.0.1:0 >"$out" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  local base=""
+  for _ in $(seq 100); do
+    base="$(sed -n 's/^listening on //p' "$out")"
+    [ -n "$base" ] && break
+    sleep 0.1
+  done
+  if [ -n "$base" ] && timeout 120 "$VENV/bin/python" tests/interop/axum_chat_test.py "$base"; then pass "python websockets clients vs the axum chat port"; else cat "$out"; fail "python websockets clients vs the axum chat port"; fi
   kill "$pid" 2>/dev/null || true
 }
 

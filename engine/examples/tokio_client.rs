@@ -1,6 +1,6 @@
 //! A `#[tokio::main]` program (tokio's multi-threaded runtime, no runtime of ours) using
 //! the client: `connect_send`, then the size matrix written from a `tokio::spawn`ed task
-//! through a `ClientWriter` while this task reads the echoes as a `Stream`, then a close
+//! through a `WebSocketWriter` while this task reads the echoes as a `Stream`, then a close
 //! with 1000 through the `Sink`, after which the stream ends. Used against bench-server
 //! and the Python `websockets` echo server by `scripts/test.sh`.
 //!

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use wsengine::runtime::{
-    ClientWriter, ConnectOptions, Error, SendWebSocket, ServerHandle, SocketOptions, TrySendError,
-    WebSocket, connect, connect_send,
+    ConnectOptions, Error, SendWebSocket, ServerHandle, SocketOptions, TrySendError, WebSocket,
+    WebSocketWriter, connect, connect_send,
 };
 use wsengine::{CloseCode, Message};
 
@@ -35,9 +35,9 @@ fn messages() -> Vec<Message> {
 fn the_handle_and_its_writer_are_send_and_sync() {
     fn send_sync<T: Send + Sync + 'static>() {}
     send_sync::<SendWebSocket>();
-    send_sync::<ClientWriter>();
+    send_sync::<WebSocketWriter>();
     fn clone<T: Clone>() {}
-    clone::<ClientWriter>();
+    clone::<WebSocketWriter>();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

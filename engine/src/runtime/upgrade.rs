@@ -40,6 +40,7 @@ use http_body_util::Full;
 use super::driver::Transport;
 use super::driver::io_stream::IoStream;
 use super::options::SocketOptions;
+use super::send_handle::SendWebSocket;
 use super::server::{HandshakeHook, answer};
 use super::session::Session;
 use super::socket::{Shared, WebSocket};
@@ -109,23 +110,7 @@ impl Upgrader {
         &self,
         request: &mut http::Request<B>,
     ) -> Result<(HttpResponse, PendingWebSocket), HttpResponse> {
-        if request.version() != http::Version::HTTP_11 {
-            // RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request (RFC 8441's
-            // HTTP/2 CONNECT is not supported).
-            return Err(to_http(
-                &Reject::new(426, "WebSocket needs HTTP/1.1").to_response(),
-            ));
-        }
-        let mut head = BytesMut::from(request_head(request).as_slice());
-        let parsed = match ServerHandshake::new(self.limits.clone()).parse(&mut head) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => {
-                return Err(to_http(
-                    &Reject::new(400, "incomplete request").to_response(),
-                ));
-            }
-            Err(e) => return Err(to_http(&e.to_response())),
-        };
+        let parsed = self.parse(request)?;
         let accepted = answer(
             self.on_handshake.as_deref(),
             &self.options.protocol.deflate,
@@ -140,6 +125,33 @@ impl Upgrader {
             peer_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         Ok((to_http(&accepted.response), pending))
+    }
+
+    /// The request as the core's handshake reads it (RFC 6455 §4.2.1), or the refusal our
+    /// own server would send (400, 405, 426, 431, ...). The hook is not asked.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn parse<B>(&self, request: &http::Request<B>) -> Result<Request, HttpResponse> {
+        if request.version() != http::Version::HTTP_11 {
+            // RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request (RFC 8441's
+            // HTTP/2 CONNECT is not supported).
+            return Err(to_http(
+                &Reject::new(426, "WebSocket needs HTTP/1.1").to_response(),
+            ));
+        }
+        let mut head = BytesMut::from(request_head(request).as_slice());
+        match ServerHandshake::new(self.limits.clone()).parse(&mut head) {
+            Ok(Some(parsed)) => Ok(parsed),
+            Ok(None) => Err(to_http(
+                &Reject::new(400, "incomplete request").to_response(),
+            )),
+            Err(e) => Err(to_http(&e.to_response())),
+        }
+    }
+
+    /// Whether [`on_handshake`](Self::on_handshake) set a hook.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn has_hook(&self) -> bool {
+        self.on_handshake.is_some()
     }
 }
 
@@ -194,6 +206,26 @@ impl PendingWebSocket {
             let shared = Rc::new(Shared::new(Session::new(conn, Rc::new(options)), peer_addr));
             tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
             handler(WebSocket::new(shared, Role::Server), request).await;
+        });
+    }
+}
+
+impl PendingWebSocket {
+    /// Runs the connection on a thread of wsengine's pool once hyper hands it over, and
+    /// `callback` with a [`SendWebSocket`] for it on `runtime` (the application's tokio
+    /// runtime): the callback's future is `Send` and may `tokio::spawn`, as with axum's
+    /// own WebSocket. Returns at once.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn serve_send<F, Fut>(self, runtime: tokio::runtime::Handle, callback: F)
+    where
+        F: FnOnce(SendWebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let max_send_queue = self.options.max_send_queue;
+        self.serve(move |ws, _request| async move {
+            let (handle, run) = SendWebSocket::attach(ws, max_send_queue);
+            runtime.spawn(callback(handle));
+            run.await;
         });
     }
 }

@@ -7,26 +7,25 @@
 //!   [`WebSocket`] (`!Send`, no hop between the application and its connection).
 //! - [`connect_send`] from anywhere, e.g. `#[tokio::main]` or a `tokio::spawn`ed task:
 //!   the connection runs on one of wsengine's client threads, and the handle is a
-//!   [`SendWebSocket`] (`Send + Sync`; each message crosses a channel).
+//!   [`SendWebSocket`] (`Send + Sync`; each message crosses a
+//!   channel).
 //!
 //! | file | concept |
 //! |---|---|
 //! | `target` | the URL's parts, and the host's addresses in the order to try them |
 //! | `connect` | [`ConnectOptions`], and connecting inside our runtime |
 //! | `threads` | the client threads that run connections opened from elsewhere |
-//! | `send_handle` | [`SendWebSocket`] and [`ClientWriter`], the `Send` handle |
 
 mod connect;
-mod send_handle;
 mod target;
 mod threads;
 
 pub use connect::{ConnectOptions, connect};
-pub use send_handle::{ClientWriter, SendWebSocket};
 
 use tokio::sync::oneshot;
 
 use super::error::Error;
+use super::send_handle::SendWebSocket;
 #[cfg(doc)]
 use super::socket::WebSocket;
 use crate::proto::handshake::Response;

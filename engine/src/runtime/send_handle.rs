@@ -1,8 +1,10 @@
-//! [`SendWebSocket`]: a client connection's handle that is `Send + Sync`, for
-//! applications on any tokio runtime (`#[tokio::main]`, `tokio::spawn`ed tasks).
+//! [`SendWebSocket`]: a connection's handle that is `Send + Sync`, for applications on
+//! any tokio runtime (`#[tokio::main]`, `tokio::spawn`ed tasks, axum handlers): what
+//! [`connect_send`](super::connect_send) and the axum extractor give.
 //!
-//! The connection runs on one of wsengine's client threads (see `threads`) as an
-//! ordinary [`WebSocket`]; two tasks there move messages between it and the handle:
+//! The connection runs on a thread of wsengine's (a client thread, or the pool that runs
+//! connections taken over from hyper) as an ordinary [`WebSocket`]; two tasks there move
+//! messages between it and the handle:
 //! a reader takes each message from the connection and puts it in a bounded channel
 //! (when the application does not keep up, the reader waits, the connection's inbox
 //! fills and the connection stops reading the socket: TCP's flow control reaches the
@@ -27,9 +29,9 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::error::Error;
-use super::super::pubsub::TrySendError;
-use super::super::socket::WebSocket;
+use super::error::Error;
+use super::pubsub::TrySendError;
+use super::socket::WebSocket;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::error::SendError;
 use crate::proto::message::{Message, Utf8Bytes};
@@ -132,20 +134,20 @@ fn wake_all(wakers: &mut Vec<Waker>) {
 /// Clone`, with the handle's backpressure. The connection is closed with 1000 once the
 /// handle and every writer are dropped.
 #[derive(Clone)]
-pub struct ClientWriter {
+pub struct WebSocketWriter {
     link: Arc<Link>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
-impl std::fmt::Debug for ClientWriter {
+impl std::fmt::Debug for WebSocketWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientWriter")
+        f.debug_struct("WebSocketWriter")
             .field("in_transit", &self.link.in_transit.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
-impl ClientWriter {
+impl WebSocketWriter {
     /// Queues `message` without waiting: `Full` while the bytes on their way to the
     /// connection exceed its `max_send_queue` (one message always goes when none is on
     /// its way), `Closed` once it is closing.
@@ -276,7 +278,7 @@ impl ClientWriter {
     }
 }
 
-/// A client connection usable from any runtime and any thread (`Send + Sync`): what
+/// A connection usable from any runtime and any thread (`Send + Sync`): what
 /// [`ConnectOptions::connect_send`](super::ConnectOptions::connect_send) returns.
 ///
 /// It has the [`WebSocket`]'s API: [`recv`](Self::recv), [`send`](Self::send),
@@ -284,11 +286,11 @@ impl ClientWriter {
 /// a `futures` `Stream` and `Sink` with the same rules (as on `WebSocket`, the inherent
 /// `send` and `close` come before `SinkExt`'s: call those as `SinkExt::send(&mut ws, m)`): the stream ends (`None`) after a
 /// closing handshake, any other end is one `Err` and then `None`. For sending from
-/// other tasks, [`writer`](Self::writer) gives a `Clone` [`ClientWriter`]; for halves,
+/// other tasks, [`writer`](Self::writer) gives a `Clone` [`WebSocketWriter`]; for halves,
 /// `futures::StreamExt::split`, or `writer()` beside the handle.
 pub struct SendWebSocket {
     incoming: mpsc::Receiver<Message>,
-    writer: ClientWriter,
+    writer: WebSocketWriter,
     stream_ended: bool,
     /// The sink's close: not started (`None`), sent and waiting for its result, or sent.
     sink_closing: Option<Option<oneshot::Receiver<Result<(), Error>>>>,
@@ -303,9 +305,9 @@ impl std::fmt::Debug for SendWebSocket {
 }
 
 impl SendWebSocket {
-    /// The handle for `ws` (a connection on this client thread), and the future that
-    /// moves its messages; the caller runs the future there.
-    pub(super) fn attach(
+    /// The handle for `ws` (a connection on this thread), and the future that moves its
+    /// messages; the caller runs the future here.
+    pub(crate) fn attach(
         ws: WebSocket,
         max_send_queue: usize,
     ) -> (SendWebSocket, impl Future<Output = ()>) {
@@ -318,7 +320,7 @@ impl SendWebSocket {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let handle = SendWebSocket {
             incoming,
-            writer: ClientWriter {
+            writer: WebSocketWriter {
                 link: link.clone(),
                 commands,
             },
@@ -339,18 +341,18 @@ impl SendWebSocket {
         }
     }
 
-    /// A [`ClientWriter`] for other tasks or threads.
-    pub fn writer(&self) -> ClientWriter {
+    /// A [`WebSocketWriter`] for other tasks or threads.
+    pub fn writer(&self) -> WebSocketWriter {
         self.writer.clone()
     }
 
-    /// Queues `message` without waiting; see [`ClientWriter::try_send`].
+    /// Queues `message` without waiting; see [`WebSocketWriter::try_send`].
     pub fn try_send(&self, message: Message) -> Result<(), TrySendError> {
         self.writer.try_send(message)
     }
 
     /// Queues `message`, waiting while the send queue is full; see
-    /// [`ClientWriter::send`].
+    /// [`WebSocketWriter::send`].
     pub async fn send(&self, message: Message) -> Result<(), Error> {
         self.writer.send(message).await
     }
@@ -365,13 +367,13 @@ impl SendWebSocket {
         self.writer.send_binary(payload).await
     }
 
-    /// Queues a ping (at most 125 bytes); see [`ClientWriter::ping`].
+    /// Queues a ping (at most 125 bytes); see [`WebSocketWriter::ping`].
     pub fn ping(&self, payload: Bytes) -> Result<(), Error> {
         self.writer.ping(payload)
     }
 
     /// Closes with `code` and `reason` and waits for the socket to shut; see
-    /// [`ClientWriter::close`].
+    /// [`WebSocketWriter::close`].
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.writer.close(code, reason).await
     }
@@ -387,7 +389,7 @@ impl SendWebSocket {
     }
 
     /// The closing handshake's frame, once one has run; see
-    /// [`ClientWriter::close_frame`].
+    /// [`WebSocketWriter::close_frame`].
     pub fn close_frame(&self) -> Option<CloseFrame> {
         self.writer.close_frame()
     }

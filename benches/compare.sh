@@ -9,7 +9,10 @@
 # and its syscalls per message (perf stat on the server during the measured window), with
 # ratios to wsengine and to raw TCP (`load compare` over the saved runs: rounds' histograms
 # merged, their range, "within noise" where rounds overlap; and a report page with the
-# plots). wsengine-wss is bench-server on io_uring over TLS
+# plots). The axum rows are one axum route three ways (benches/src/bin/axum_echo.rs):
+# axum's own WebSocketUpgrade (axum-tungstenite), wsengine's extractor with its Send handle
+# (axum-wsengine), and wsengine's Upgrader with a !Send handler (axum-wsengine-local).
+# wsengine-wss is bench-server on io_uring over TLS
 # (a throw-away certificate; load with --insecure): its "vs wsengine" column is wss/ws.
 # The server's syscalls come from `load --server-syscalls` (perf stat on the server).
 #
@@ -36,7 +39,7 @@ cargo build --release -q -p bench-server -p load -p wsengine-benches --bins
 if [ -n "${SERVERS:-}" ]; then
   read -r -a SERVERS <<<"$SERVERS"
 else
-  SERVERS=(wsengine wsengine-wss wsengine-tokio wsengine-tokio-uring tokio-tungstenite fastwebsockets raw-tcp)
+  SERVERS=(wsengine wsengine-wss wsengine-tokio wsengine-tokio-uring tokio-tungstenite fastwebsockets raw-tcp axum-wsengine axum-wsengine-local axum-tungstenite)
   [ -n "${UWS_ECHO:-}" ] && SERVERS+=(uwebsockets)
   [ -n "${WSENGINE_BEFORE:-}" ] && SERVERS+=(wsengine-before)
 fi
@@ -62,6 +65,9 @@ start_server() { # name -> sets SERVER_PID, SERVER_URL
     tokio-tungstenite) cmd=("$BIN/tungstenite_echo" 127.0.0.1:0) ;;
     fastwebsockets) cmd=("$BIN/fastwebsockets_echo" 127.0.0.1:0) ;;
     raw-tcp) cmd=("$BIN/tcp_echo" 127.0.0.1:0) ;;
+    axum-wsengine) cmd=("$BIN/axum_echo" 127.0.0.1:0 wsengine) ;;
+    axum-wsengine-local) cmd=("$BIN/axum_echo" 127.0.0.1:0 wsengine-local) ;;
+    axum-tungstenite) cmd=("$BIN/axum_echo" 127.0.0.1:0 tungstenite) ;;
   esac
   taskset -c 0 "${cmd[@]}" >"$OUT/server.out" 2>&1 &
   SERVER_PID=$!

@@ -8,8 +8,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
 use wsengine::runtime::axum::WebSocketUpgrade;
+use wsengine::runtime::upgrade::Upgrader;
 use wsengine::runtime::{ConnectOptions, Error, connect_send};
 use wsengine::{CloseCode, Message};
+
+mod common;
 
 async fn echo(upgrade: WebSocketUpgrade) -> Response {
     let upgrade = upgrade.protocols(["chat.v2", "chat.v1"]);
@@ -31,9 +34,29 @@ async fn echo(upgrade: WebSocketUpgrade) -> Response {
     })
 }
 
+/// Upgrader's `!Send` handler: says the peer's address, then echoes.
+async fn peer(mut request: axum::extract::Request) -> Response {
+    use axum::response::IntoResponse;
+    match Upgrader::new().upgrade(&mut request) {
+        Ok((response, pending)) => {
+            pending.serve(|ws, _request| async move {
+                let _ = ws.send_text(ws.peer_addr().to_string()).await;
+                while let Ok(m) = ws.recv().await {
+                    if ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            response.into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 async fn server() -> std::net::SocketAddr {
     let app = Router::new()
         .route("/ws", get(echo))
+        .route("/peer", get(peer))
         .route("/post", post(echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -119,4 +142,120 @@ async fn a_client_at_a_non_websocket_route_gets_the_status() {
         Err(Error::ClientHandshake(e)) => assert!(e.to_string().contains("404"), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// A connection `axum::serve` accepted moves to wsengine's thread with its real peer
+/// address (hyper does not pass it on: it comes from the socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_tcp_connection_knows_its_peer_and_echoes() {
+    let addr = server().await;
+    let (mut ws, _) = connect_send(&format!("ws://{addr}/peer")).await.unwrap();
+    let said = ws.recv().await.unwrap();
+    let Message::Text(peer) = said else {
+        panic!("{said:?}")
+    };
+    let peer: std::net::SocketAddr = peer.as_str().parse().unwrap();
+    assert!(peer.ip().is_loopback() && peer.port() != 0, "{peer}");
+    for len in [0usize, 126, 65536, 1 << 20] {
+        let message = Message::binary(vec![3u8; len]);
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), message);
+    }
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+}
+
+/// hyper serving something other than a TCP stream (a Unix socket here; a TLS stream in
+/// practice): the connection is read through hyper's IO, with the same protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_over_another_stream_reads_through_hypers_io() {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use std::io::{Read, Write};
+
+    let (server_side, client_side) = std::os::unix::net::UnixStream::pair().unwrap();
+    server_side.set_nonblocking(true).unwrap();
+    let server_side = tokio::net::UnixStream::from_std(server_side).unwrap();
+    let service = service_fn(
+        |mut request: hyper::Request<hyper::body::Incoming>| async move {
+            let response = match Upgrader::new().upgrade(&mut request) {
+                Ok((response, pending)) => {
+                    pending.serve(|ws, _request| async move {
+                        while let Ok(m) = ws.recv().await {
+                            if ws.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    response
+                }
+                Err(refusal) => refusal,
+            };
+            Ok::<_, std::convert::Infallible>(response)
+        },
+    );
+    tokio::spawn(
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server_side), service)
+            .with_upgrades(),
+    );
+    let echoed = tokio::task::spawn_blocking(move || {
+        let mut s = client_side;
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The request and a first frame in one write: hyper reads past the request.
+        let mut out = common::upgrade_request().into_bytes();
+        out.extend(common::masked_frame(0x1, b"through hyper"));
+        s.write_all(&out).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"));
+        let mut frame = [0u8; 15];
+        s.read_exact(&mut frame).unwrap();
+        // A close: the server answers it.
+        s.write_all(&common::masked_frame(0x8, &1000u16.to_be_bytes()))
+            .unwrap();
+        let mut close = [0u8; 4];
+        s.read_exact(&mut close).unwrap();
+        (frame, close)
+    })
+    .await
+    .unwrap();
+    assert_eq!(&echoed.0[..2], &[0x81, 13]);
+    assert_eq!(&echoed.0[2..], b"through hyper");
+    assert_eq!(echoed.1, [0x88, 2, 0x03, 0xe8]);
+}
+
+/// hyper's own HTTP/1.1 connection over TCP (no hyper-util auto builder): the stream
+/// moves to wsengine's thread too, with its peer address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hypers_own_http1_connection_over_tcp_moves_to_our_thread() {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let service = service_fn(
+            |request: hyper::Request<hyper::body::Incoming>| async move {
+                Ok::<_, std::convert::Infallible>(peer(request.map(axum::body::Body::new)).await)
+            },
+        );
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades()
+            .await;
+    });
+    let (mut ws, _) = connect_send(&format!("ws://{addr}/")).await.unwrap();
+    let said = ws.recv().await.unwrap();
+    let Message::Text(peer) = said else {
+        panic!("{said:?}")
+    };
+    let peer: std::net::SocketAddr = peer.as_str().parse().unwrap();
+    assert!(peer.port() != 0, "{peer}: the stream stayed in hyper's IO");
+    ws.send_text("hi").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("hi"));
 }

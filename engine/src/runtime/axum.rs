@@ -118,8 +118,9 @@ impl WebSocketUpgrade {
     }
 
     /// Answers the request: the 101 response for the handler to return, and `callback`
-    /// run with the connection once hyper hands it over, as a task on this tokio
-    /// runtime. If the upgrader's hook refuses the request, its refusal is returned
+    /// run with the connection once hyper hands it over, as a task on the wsengine
+    /// thread that runs the connection (what it `tokio::spawn`s runs there too; it is
+    /// a tokio runtime like any other, but the callback should not block it). If the upgrader's hook refuses the request, its refusal is returned
     /// instead and `callback` is not run; so it is not either if the client goes away
     /// before the upgrade completes.
     pub fn on_upgrade<F, Fut>(mut self, callback: F) -> Response
@@ -149,7 +150,7 @@ impl WebSocketUpgrade {
                 if let Some(addr) = self.peer_addr {
                     pending = pending.peer_addr(addr);
                 }
-                pending.serve_send(tokio::runtime::Handle::current(), callback);
+                pending.serve_send(callback);
                 into_axum(response)
             }
             Err(refusal) => into_axum(refusal),

@@ -15,6 +15,7 @@
 //! | [`send_handle`] | [`SendWebSocket`], a handle for any thread, over channels to a connection on ours |
 //! | [`pubsub`] | topics across the workers, [`Publisher`] and [`Sender`] for any thread |
 //! | [`client`] | connecting to a `ws://` or `wss://` URL, inside our runtime or from any other |
+//! | `threads` | wsengine's own threads, for clients opened elsewhere and connections from hyper |
 //! | [`tls`] | TLS for both roles: the configurations, and the record layer inside the session |
 //! | [`uring`] | the tokio-uring driver's runtime, with a plain error where the kernel refuses |
 //! | [`executor`] | a thread's runtime on either driver, and the fallback to tokio |
@@ -38,6 +39,7 @@ pub mod send_handle;
 pub mod server;
 mod session;
 pub mod socket;
+mod threads;
 pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod upgrade;

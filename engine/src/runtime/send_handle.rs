@@ -2,15 +2,16 @@
 //! any tokio runtime (`#[tokio::main]`, `tokio::spawn`ed tasks, axum handlers): what
 //! [`connect_send`](super::connect_send) and the axum extractor give.
 //!
-//! The connection runs on a thread of wsengine's (a client thread, or the pool that runs
-//! connections taken over from hyper) as an ordinary [`WebSocket`]; two tasks there move
-//! messages between it and the handle:
-//! a reader takes each message from the connection and puts it in a bounded channel
-//! (when the application does not keep up, the reader waits, the connection's inbox
-//! fills and the connection stops reading the socket: TCP's flow control reaches the
-//! server), and a writer takes the handle's commands in order and sends them. Each
-//! message crosses one channel, one thread hop more than a `WebSocket` inside our
-//! runtime, which is the price of a `Send` handle.
+//! The connection runs on one of wsengine's own threads (see `threads`) as an ordinary
+//! [`WebSocket`]; two tasks there move messages between it and the handle: a reader takes
+//! each message from the connection and puts it in a bounded channel (when the
+//! application does not keep up, the reader waits, the connection's inbox fills and the
+//! connection stops reading the socket: TCP's flow control reaches the peer), and a
+//! writer takes the handle's commands in order and sends them. Each message crosses one
+//! channel; where the application's task runs on another thread (a client used from
+//! `#[tokio::main]`), that is a thread hop, the price of a `Send` handle. The axum
+//! extractor runs its callback on the connection's thread, so there the channels stay on
+//! one thread.
 //!
 //! Backpressure on the way out is the `WebSocket`'s: the bytes the handle has handed to
 //! the writer and the connection has not queued yet are bounded by
@@ -64,7 +65,7 @@ struct LinkState {
     /// How it ended, for the first `recv` after the last message (then it is `Closed`).
     error: Option<Error>,
     close_frame: Option<CloseFrame>,
-    /// Tasks waiting for room to send (or for `in_transit` to reach 0, to flush).
+    /// Tasks waiting for room to send.
     space: Vec<Waker>,
     /// Tasks waiting for the end.
     finish: Vec<Waker>,
@@ -430,15 +431,12 @@ impl Sink<Message> for SendWebSocket {
             .map_err(|_| Error::Send(SendError::Closed))
     }
 
-    /// Ready once every message sent has been queued on the connection.
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let link = &self.writer.link;
-        let mut state = link.state();
-        if link.in_transit.load(Ordering::SeqCst) == 0 || state.finished {
-            return Poll::Ready(Ok(()));
-        }
-        state.space.push(cx.waker().clone());
-        Poll::Pending
+    /// Ready at once: a message the sink took is on its way to the connection, in order,
+    /// and leaves with the connection's next write, as with the `WebSocket`'s sink (a
+    /// flush that waited for the connection's thread to take it would cost every
+    /// `SinkExt::send` a round trip between tasks).
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
     /// Closes with 1000 after what was sent, and waits for the socket to shut.

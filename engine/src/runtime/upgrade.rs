@@ -9,9 +9,12 @@
 //!
 //! The [`WebSocket`] handle is `!Send` (its tasks share state without locks), while hyper
 //! and axum run on a multi-threaded runtime. So the connection and the application's
-//! handler run on a small pool of threads, one per CPU, each a current-thread runtime
-//! with its connections' tasks local to it: the handler's future need not be `Send`, as
-//! on our own server, but the closure that makes it must be.
+//! handler run on wsengine's own threads (one per CPU, each a runtime of ours: io_uring
+//! where the kernel allows it): the handler's future need not be `Send`, as on our own
+//! server, but the closure that makes it must be. A plain TCP connection (what
+//! `axum::serve` and hyper-util's servers hand over) leaves hyper's reactor for that
+//! thread's driver, so its reads and wake-ups never cross threads; any other stream (TLS,
+//! say) is read through hyper's IO.
 //!
 //! ```rust,ignore
 //! async fn ws(mut request: axum::extract::Request) -> axum::response::Response {
@@ -32,13 +35,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 
-use super::driver::Transport;
+use hyper_util::rt::TokioIo;
+
 use super::driver::io_stream::IoStream;
+use super::driver::{Transport, drive_adopted};
 use super::options::SocketOptions;
 use super::send_handle::SendWebSocket;
 use super::server::{HandshakeHook, answer};
@@ -195,28 +200,57 @@ impl PendingWebSocket {
             deflate,
             peer_addr,
         } = self;
-        pool().spawn_pinned(move || async move {
+        // Fails only where no thread of ours could start: the connection is then dropped.
+        let _ = super::threads::spawn(move || async move {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let stream = Rc::new(IoStream::new(hyper_util::rt::TokioIo::new(upgraded)));
-            // Bytes hyper read past the request are inside `upgraded`: they are read first.
-            let conn = Connection::new(Role::Server, options.protocol.clone(), BytesMut::new())
-                .with_deflate(deflate);
-            let shared = Rc::new(Shared::new(Session::new(conn, Rc::new(options)), peer_addr));
-            tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
+            let connection = |leftover: BytesMut| {
+                let conn = Connection::new(Role::Server, options.protocol.clone(), leftover)
+                    .with_deflate(deflate);
+                Session::new(conn, Rc::new(options))
+            };
+            // A plain TCP connection (what `axum::serve` and hyper-util's servers hand
+            // over) moves to this thread's driver, io_uring where it runs: its reads and
+            // wake-ups stay here, with no hop through hyper's reactor. Anything else (a TLS
+            // stream, say) is read through hyper's IO as it is.
+            let shared = match tcp_of(upgraded) {
+                Ok((tcp, read_buf)) => {
+                    let peer_addr = match peer_addr {
+                        unset if unset.port() == 0 => tcp.peer_addr().unwrap_or(unset),
+                        given => given,
+                    };
+                    let Ok(tcp) = tcp.into_std() else {
+                        return;
+                    };
+                    // Bytes hyper read past the request come first.
+                    let session = connection(BytesMut::from(&read_buf[..]));
+                    let shared = Rc::new(Shared::new(session, peer_addr));
+                    if drive_adopted(tcp, shared.clone()).is_err() {
+                        return;
+                    }
+                    shared
+                }
+                Err(upgraded) => {
+                    let stream = Rc::new(IoStream::new(TokioIo::new(upgraded)));
+                    // Bytes hyper read past the request are inside `upgraded`: read first.
+                    let shared = Rc::new(Shared::new(connection(BytesMut::new()), peer_addr));
+                    tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
+                    shared
+                }
+            };
             handler(WebSocket::new(shared, Role::Server), request).await;
         });
     }
 }
 
 impl PendingWebSocket {
-    /// Runs the connection on a thread of wsengine's pool once hyper hands it over, and
-    /// `callback` with a [`SendWebSocket`] for it on `runtime` (the application's tokio
-    /// runtime): the callback's future is `Send` and may `tokio::spawn`, as with axum's
-    /// own WebSocket. Returns at once.
+    /// Runs the connection on one of wsengine's threads once hyper hands it over, and
+    /// `callback` with a [`SendWebSocket`] for it on the same thread: the callback's
+    /// future is `Send` and may `tokio::spawn` (onto that thread), as with axum's own
+    /// WebSocket. Returns at once.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn serve_send<F, Fut>(self, runtime: tokio::runtime::Handle, callback: F)
+    pub(crate) fn serve_send<F, Fut>(self, callback: F)
     where
         F: FnOnce(SendWebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -224,19 +258,26 @@ impl PendingWebSocket {
         let max_send_queue = self.options.max_send_queue;
         self.serve(move |ws, _request| async move {
             let (handle, run) = SendWebSocket::attach(ws, max_send_queue);
-            runtime.spawn(callback(handle));
+            // On this thread, beside the connection: the handle's channels never cross
+            // threads, and what the callback spawns runs here too.
+            tokio::task::spawn_local(callback(handle));
             run.await;
         });
     }
 }
 
-/// The pool that runs upgraded connections: one thread per CPU, made on first use.
-fn pool() -> &'static tokio_util::task::LocalPoolHandle {
-    static POOL: OnceLock<tokio_util::task::LocalPoolHandle> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        tokio_util::task::LocalPoolHandle::new(threads)
-    })
+/// The TCP stream under an upgraded connection, with the bytes hyper read past the
+/// request: served by hyper's own HTTP/1.1 connection, or by hyper-util's auto one (what
+/// `axum::serve` uses, which wraps the stream once more). Anything else comes back.
+fn tcp_of(
+    upgraded: hyper::upgrade::Upgraded,
+) -> Result<(tokio::net::TcpStream, Bytes), hyper::upgrade::Upgraded> {
+    let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(parts) => return Ok((parts.io.into_inner(), parts.read_buf)),
+        Err(upgraded) => upgraded,
+    };
+    hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<tokio::net::TcpStream>>(upgraded)
+        .map(|parts| (parts.io.into_inner(), parts.read_buf))
 }
 
 /// The request's head as it came on the wire (HTTP/1.1), for the core's parser.

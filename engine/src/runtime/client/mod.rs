@@ -6,7 +6,7 @@
 //!   handler): the connection runs on this thread's driver and the handle is a
 //!   [`WebSocket`] (`!Send`, no hop between the application and its connection).
 //! - [`connect_send`] from anywhere, e.g. `#[tokio::main]` or a `tokio::spawn`ed task:
-//!   the connection runs on one of wsengine's client threads, and the handle is a
+//!   the connection runs on one of wsengine's own threads, and the handle is a
 //!   [`SendWebSocket`] (`Send + Sync`; each message crosses a
 //!   channel).
 //!
@@ -14,11 +14,9 @@
 //! |---|---|
 //! | `target` | the URL's parts, and the host's addresses in the order to try them |
 //! | `connect` | [`ConnectOptions`], and connecting inside our runtime |
-//! | `threads` | the client threads that run connections opened from elsewhere |
 
 mod connect;
 mod target;
-mod threads;
 
 pub use connect::{ConnectOptions, connect};
 
@@ -39,14 +37,14 @@ pub async fn connect_send(url: &str) -> Result<(SendWebSocket, Response), Error>
 impl ConnectOptions {
     /// Connects to `url` from any runtime or thread (tokio's multi-threaded or
     /// current-thread runtime, another executor, or ours): the connection runs on one of
-    /// wsengine's client threads (io_uring where the kernel allows it), and the handle is
+    /// wsengine's own threads (io_uring where the kernel allows it), and the handle is
     /// `Send + Sync`. Everything else is [`connect`](Self::connect)'s: the addresses tried
     /// in turn, the timeouts, TLS, the handshake.
     pub async fn connect_send(&self, url: &str) -> Result<(SendWebSocket, Response), Error> {
         let (tx, rx) = oneshot::channel();
         let options = self.clone();
         let url = url.to_string();
-        threads::spawn(move || async move {
+        super::threads::spawn(move || async move {
             match options.connect(&url).await {
                 Ok((ws, response)) => {
                     let (handle, run) = SendWebSocket::attach(ws, options.socket.max_send_queue);
@@ -62,7 +60,7 @@ impl ConnectOptions {
         })?;
         rx.await.map_err(|_| {
             Error::Io(std::io::Error::other(
-                "the client thread ended during the connect",
+                "the connection thread ended during the connect",
             ))
         })?
     }

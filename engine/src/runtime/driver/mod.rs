@@ -72,6 +72,29 @@ pub(crate) trait Transport: 'static {
     }
 }
 
+/// Runs the established connection `shared` over `stream`, a connected TCP stream taken
+/// from elsewhere (hyper, after an upgrade), on the driver of the runtime this thread
+/// runs: the socket is registered with this thread's ring or reactor.
+pub(crate) fn drive_adopted(stream: std::net::TcpStream, shared: Rc<Shared>) -> io::Result<()> {
+    fn start<T: Transport>(stream: T, shared: Rc<Shared>) {
+        let _ = stream.set_nodelay();
+        ::tokio::task::spawn_local(Rc::new(stream).drive(shared, Box::new(|| {})));
+    }
+    match super::executor::current_driver() {
+        #[cfg(uring)]
+        Some(super::executor::Driver::Uring) => start(uring::adopt(stream)?, shared),
+        #[cfg(uring)]
+        Some(super::executor::Driver::TokioUring) => {
+            start(::tokio_uring::net::TcpStream::from_std(stream), shared)
+        }
+        _ => {
+            stream.set_nonblocking(true)?;
+            start(::tokio::net::TcpStream::from_std(stream)?, shared)
+        }
+    }
+    Ok(())
+}
+
 /// A listening socket of one worker.
 pub(crate) trait Acceptor: 'static {
     /// The streams it accepts.

@@ -34,4 +34,4 @@ mod ring;
 mod socket;
 
 pub(crate) use ring::Ring;
-pub(crate) use socket::{UringListener, connect};
+pub(crate) use socket::{UringListener, adopt, connect};

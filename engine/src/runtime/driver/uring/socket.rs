@@ -932,6 +932,12 @@ impl Acceptor for UringListener {
     }
 }
 
+/// Takes a connected stream (one hyper accepted, say) into this thread's ring.
+pub(crate) fn adopt(stream: std::net::TcpStream) -> io::Result<UringStream> {
+    let ring = current().ok_or_else(|| io::Error::other("no io_uring driver on this thread"))?;
+    Ok(UringStream::new(&ring, OwnedFd::from(stream)))
+}
+
 /// Connects to `addr` (from `local`, if given) on this thread's ring.
 pub(crate) async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<UringStream> {
     let ring = current().ok_or_else(|| io::Error::other("no io_uring driver on this thread"))?;

@@ -1,15 +1,15 @@
-//! The client threads: where connections opened from outside our runtimes run.
+//! wsengine's own threads for connections that do not start on one of our runtimes:
+//! clients opened from any other runtime ([`connect_send`](super::connect_send)) and
+//! connections taken over from hyper or axum ([`upgrade`](super::upgrade)).
 //!
 //! A [`WebSocket`](crate::runtime::WebSocket) is `!Send`: its connection's state machine
 //! and its handle share state without locks, on one thread. An application on tokio's
-//! multi-threaded runtime (or any other) cannot host that, so
-//! [`connect_send`](super::connect_send) runs the connection on one of these threads, each
-//! a runtime of ours on the default driver (io_uring where the kernel allows it), and
-//! hands the application a `Send` handle that talks to it through channels.
+//! multi-threaded runtime (or any other) cannot host that, so these connections run here,
+//! each thread a runtime of ours on the default driver (io_uring where the kernel allows
+//! it), and the application gets a `Send` handle or a handler that runs here too.
 //!
-//! The threads are made on first use, one per CPU (at most 4: a client's connections
-//! are few and mostly idle), and live as long as the process. Connections are spread
-//! over them in turn.
+//! The threads are made on first use, one per CPU, and live as long as the process.
+//! Connections are spread over them in turn.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,44 +18,39 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
-use super::super::error::Error;
-use super::super::executor::{Driver, LocalRuntime};
-use super::super::uring::RingConfig;
+use super::error::Error;
+use super::executor::{Driver, LocalRuntime};
+use super::uring::RingConfig;
 
-/// Work for a client thread: makes the future to run there (it need not be `Send`).
+/// Work for one of the threads: makes the future to run there (it need not be `Send`).
 type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
-/// The most client threads.
-const MAX_THREADS: usize = 4;
-
-/// Buffers in each client thread's io_uring buffer ring: 64 × 16 KiB, a quarter of a
-/// server worker's (a client thread's connections are few).
+/// Buffers in each thread's io_uring buffer ring: 64 × 16 KiB, a quarter of a server
+/// worker's (these threads' connections are fewer).
 const RING_BUFFERS: u16 = 64;
 
-struct ClientThreads {
+struct Threads {
     jobs: Vec<mpsc::UnboundedSender<Job>>,
     next: AtomicUsize,
 }
 
-fn threads() -> &'static ClientThreads {
-    static THREADS: OnceLock<ClientThreads> = OnceLock::new();
+fn threads() -> &'static Threads {
+    static THREADS: OnceLock<Threads> = OnceLock::new();
     THREADS.get_or_init(|| {
-        let count = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS);
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
         let jobs = (0..count).filter_map(|i| start_thread(i).ok()).collect();
-        ClientThreads {
+        Threads {
             jobs,
             next: AtomicUsize::new(0),
         }
     })
 }
 
-/// Starts client thread `index`; its jobs go to the sender returned.
+/// Starts thread `index`; its jobs go to the sender returned.
 fn start_thread(index: usize) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
-        .name(format!("wsengine-client-{index}"))
+        .name(format!("wsengine-pool-{index}"))
         .spawn(move || {
             let ring = RingConfig {
                 buffers: RING_BUFFERS,
@@ -74,8 +69,8 @@ fn start_thread(index: usize) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     Ok(tx)
 }
 
-/// Runs the future `make` returns on a client thread, as a task local to it.
-pub(super) fn spawn<F, Fut>(make: F) -> Result<(), Error>
+/// Runs the future `make` returns on one of the threads, as a task local to it.
+pub(crate) fn spawn<F, Fut>(make: F) -> Result<(), Error>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -83,7 +78,7 @@ where
     let threads = threads();
     let unavailable = || {
         Error::Io(std::io::Error::other(
-            "wsengine's client threads could not start",
+            "wsengine's connection threads could not start",
         ))
     };
     if threads.jobs.is_empty() {

@@ -123,6 +123,7 @@ feature_builds() {
   cargo test -p wsengine --no-default-features --lib --tests
   tree_lacks "--no-default-features" tokio socket2 rustls io-uring tokio-uring hyper
   step "the runtime without the io_uring drivers (--no-default-features --features runtime,hyper)"
+  cargo clippy -p wsengine --no-default-features --features runtime -- -D warnings
   cargo clippy -p wsengine --no-default-features --features runtime,hyper -- -D warnings
   cargo test -p wsengine --no-default-features --features runtime,hyper --lib --test runtime_echo --test runtime_stream --test runtime_client
   tree_lacks "--no-default-features --features runtime,hyper" io-uring tokio-uring

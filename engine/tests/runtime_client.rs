@@ -322,3 +322,65 @@ fn a_name_is_resolved_and_its_addresses_tried_in_turn() {
         server.shutdown(Duration::from_secs(1));
     });
 }
+
+/// An `http::Request` as the target: its headers, subprotocols and origin reach the
+/// server's hook (here it refuses without the token, as an API gateway would).
+#[cfg(feature = "hyper")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_request_brings_its_headers_subprotocols_and_origin() {
+    use wsengine::proto::handshake::{Accept, Reject};
+    let server = common::one_worker()
+        .on_handshake(|request| {
+            if request.header_str("authorization") != Some("Bearer t0ken") {
+                return Err(Reject::new(401, "no token"));
+            }
+            assert_eq!(request.origin(), Some("https://app.example"));
+            assert_eq!(request.header_str("x-trace"), Some("abc"));
+            let offered: Vec<&str> = request.protocols().collect();
+            assert_eq!(offered, ["v2.feed", "v1.feed"]);
+            Ok(Accept::new().protocol("v1.feed"))
+        })
+        .serve(|ws: WebSocket, _req| async move {
+            while let Ok(m) = ws.recv().await {
+                if ws.send(m).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    let request = |token: &str| {
+        http::Request::get(format!("ws://{}/feed", server.local_addr()))
+            .header("Authorization", token)
+            .header("Origin", "https://app.example")
+            .header("X-Trace", "abc")
+            .header("Sec-WebSocket-Protocol", "v2.feed, v1.feed")
+            .body(())
+            .unwrap()
+    };
+    let (mut ws, response) = connect_send(request("Bearer t0ken")).await.unwrap();
+    assert_eq!(response.protocol(), Some("v1.feed"));
+    ws.send_text("with headers").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("with headers"));
+    match connect_send(request("Bearer wrong")).await {
+        Err(Error::ClientHandshake(e)) => assert!(e.to_string().contains("401"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // Inside our runtime (on a thread of its own), `connect` takes the same request.
+    let url = format!("ws://{}/feed", server.local_addr());
+    let inside = std::thread::spawn(move || {
+        common::run_client(async move {
+            let request = http::Request::get(url)
+                .header("Authorization", "Bearer t0ken")
+                .header("Origin", "https://app.example")
+                .header("X-Trace", "abc")
+                .header("Sec-WebSocket-Protocol", "v2.feed, v1.feed")
+                .body(())
+                .unwrap();
+            let (ws, response) = connect(request).await.unwrap();
+            assert_eq!(response.protocol(), Some("v1.feed"));
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+        })
+    });
+    inside.join().unwrap();
+    server.shutdown(Duration::from_secs(1));
+}

@@ -19,6 +19,7 @@ use super::super::options::SocketOptions;
 use super::super::session::Session;
 use super::super::socket::{Shared, WebSocket};
 use super::super::tls::ClientTls;
+use super::request::IntoConnectRequest;
 use super::target::Target;
 use crate::proto::connection::Connection;
 use crate::proto::handshake::{ClientRequest, HandshakeLimits, Response};
@@ -68,10 +69,10 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Connects to `url` (`ws://` or `wss://host[:port][/path][?query]`) with default
-/// options.
-pub async fn connect(url: &str) -> Result<(WebSocket, Response), Error> {
-    ConnectOptions::default().connect(url).await
+/// Connects to `request` (a `ws://` or `wss://host[:port][/path][?query]` URL, or an
+/// `http::Request`) with default options.
+pub async fn connect(request: impl IntoConnectRequest) -> Result<(WebSocket, Response), Error> {
+    ConnectOptions::default().connect(request).await
 }
 
 impl ConnectOptions {
@@ -83,8 +84,11 @@ impl ConnectOptions {
     /// The host's addresses are tried in turn (IPv6 and IPv4 alternating, as RFC 8305
     /// orders them) until one accepts, each given an equal share of what is left of
     /// [`connect_timeout`](Self::connect_timeout), which also bounds the name lookup.
-    pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response), Error> {
-        let target = Target::parse(url)?;
+    pub async fn connect(
+        &self,
+        request: impl IntoConnectRequest,
+    ) -> Result<(WebSocket, Response), Error> {
+        let target = Target::from_request(request.into_connect_request()?)?;
         let Some(driver) = current_driver() else {
             return Err(Error::Io(std::io::Error::other(
                 "connect runs inside a wsengine runtime (wsengine::runtime::start, or a \
@@ -199,13 +203,13 @@ impl ConnectOptions {
         io.tls_handshake(false).await?;
         let mut request = ClientRequest::new(&target.host_header, &target.resource)
             .deflate(self.socket.protocol.deflate.clone());
-        for protocol in &self.protocols {
+        for protocol in self.protocols.iter().chain(&target.protocols) {
             request = request.protocol(protocol);
         }
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter().chain(&target.headers) {
             request = request.header(name, value);
         }
-        if let Some(origin) = &self.origin {
+        if let Some(origin) = target.origin.as_ref().or(self.origin.as_ref()) {
             request = request.origin(origin);
         }
         let (bytes, mut parser) = request

@@ -13,12 +13,15 @@
 //! | file | concept |
 //! |---|---|
 //! | `target` | the URL's parts, and the host's addresses in the order to try them |
+//! | `request` | what to connect to: a URL or an `http::Request` ([`IntoConnectRequest`]) |
 //! | `connect` | [`ConnectOptions`], and connecting inside our runtime |
 
 mod connect;
+mod request;
 mod target;
 
 pub use connect::{ConnectOptions, connect};
+pub use request::{ConnectRequest, IntoConnectRequest};
 
 use tokio::sync::oneshot;
 
@@ -28,10 +31,12 @@ use super::send_handle::SendWebSocket;
 use super::socket::WebSocket;
 use crate::proto::handshake::Response;
 
-/// Connects to `url` with default options from any runtime or thread; see
-/// [`ConnectOptions::connect_send`].
-pub async fn connect_send(url: &str) -> Result<(SendWebSocket, Response), Error> {
-    ConnectOptions::default().connect_send(url).await
+/// Connects to `request` (a URL, or an `http::Request`) with default options from any
+/// runtime or thread; see [`ConnectOptions::connect_send`].
+pub async fn connect_send(
+    request: impl IntoConnectRequest,
+) -> Result<(SendWebSocket, Response), Error> {
+    ConnectOptions::default().connect_send(request).await
 }
 
 impl ConnectOptions {
@@ -40,12 +45,15 @@ impl ConnectOptions {
     /// wsengine's own threads (io_uring where the kernel allows it), and the handle is
     /// `Send + Sync`. Everything else is [`connect`](Self::connect)'s: the addresses tried
     /// in turn, the timeouts, TLS, the handshake.
-    pub async fn connect_send(&self, url: &str) -> Result<(SendWebSocket, Response), Error> {
+    pub async fn connect_send(
+        &self,
+        request: impl IntoConnectRequest,
+    ) -> Result<(SendWebSocket, Response), Error> {
+        let request = request.into_connect_request()?;
         let (tx, rx) = oneshot::channel();
         let options = self.clone();
-        let url = url.to_string();
         super::threads::spawn(move || async move {
-            match options.connect(&url).await {
+            match options.connect(request).await {
                 Ok((ws, response)) => {
                     let (handle, run) = SendWebSocket::attach(ws, options.socket.max_send_queue);
                     // If the caller has gone, the handle is dropped here and `run`

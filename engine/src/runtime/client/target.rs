@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 
 use super::super::error::Error;
+use super::request::ConnectRequest;
 
 /// The parts of a `ws://` or `wss://` URL the handshake needs.
 pub(super) struct Target {
@@ -22,9 +23,22 @@ pub(super) struct Target {
     pub(super) resource: String,
     /// `wss://`.
     pub(super) secure: bool,
+    /// Headers, subprotocols and origin the request brought.
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) protocols: Vec<String>,
+    pub(super) origin: Option<String>,
 }
 
 impl Target {
+    /// The request's URL, parsed, with what the request brings beside it.
+    pub(super) fn from_request(request: ConnectRequest) -> Result<Target, Error> {
+        let mut target = Target::parse(&request.url)?;
+        target.headers = request.headers;
+        target.protocols = request.protocols;
+        target.origin = request.origin;
+        Ok(target)
+    }
+
     pub(super) fn parse(url: &str) -> Result<Target, Error> {
         let parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl(format!("{url}: {e}")))?;
         let secure = match parsed.scheme() {
@@ -58,6 +72,9 @@ impl Target {
             host_header,
             resource,
             secure,
+            headers: Vec::new(),
+            protocols: Vec::new(),
+            origin: None,
         })
     }
 

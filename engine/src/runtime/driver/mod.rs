@@ -75,6 +75,7 @@ pub(crate) trait Transport: 'static {
 /// Runs the established connection `shared` over `stream`, a connected TCP stream taken
 /// from elsewhere (hyper, after an upgrade), on the driver of the runtime this thread
 /// runs: the socket is registered with this thread's ring or reactor.
+#[cfg(feature = "hyper")]
 pub(crate) fn drive_adopted(stream: std::net::TcpStream, shared: Rc<Shared>) -> io::Result<()> {
     fn start<T: Transport>(stream: T, shared: Rc<Shared>) {
         let _ = stream.set_nodelay();

@@ -80,3 +80,9 @@ pub use proto::connection::{Connection, Event, State};
 pub use proto::error::{ProtocolError, SendError};
 pub use proto::message::{Message, Utf8Bytes};
 pub use proto::role::Role;
+
+/// The README's examples, compiled as doctests (`no_run`: they listen and connect). Its
+/// axum examples need the `axum` feature, which `scripts/test.sh` turns on.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

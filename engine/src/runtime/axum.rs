@@ -1,15 +1,23 @@
 //! An axum extractor: a route takes wsengine's upgrade the way it takes axum's own
 //! `WebSocketUpgrade` (feature `axum`).
 //!
-//! ```rust,ignore
+//! ```rust,no_run
+//! use futures_util::{SinkExt, StreamExt};
 //! use wsengine::runtime::axum::WebSocketUpgrade;
 //!
 //! async fn ws(upgrade: WebSocketUpgrade) -> axum::response::Response {
 //!     upgrade.on_upgrade(|socket| async move {
-//!         let (mut tx, mut rx) = socket.split(); // futures_util::StreamExt
-//!         // ... as with axum's WebSocket
+//!         // As with axum's WebSocket: halves for tasks of their own.
+//!         let (mut tx, mut rx) = socket.split();
+//!         while let Some(Ok(message)) = rx.next().await {
+//!             if tx.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
 //!     })
 //! }
+//!
+//! let app: axum::Router = axum::Router::new().route("/ws", axum::routing::get(ws));
 //! ```
 //!
 //! The request is checked by the core's handshake as our own server checks it, so a

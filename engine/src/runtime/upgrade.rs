@@ -16,13 +16,19 @@
 //! thread's driver, so its reads and wake-ups never cross threads; any other stream (TLS,
 //! say) is read through hyper's IO.
 //!
-//! ```rust,ignore
-//! async fn ws(mut request: axum::extract::Request) -> axum::response::Response {
+//! ```rust,no_run
+//! use axum::extract::Request;
+//! use axum::response::{IntoResponse, Response};
+//! use wsengine::runtime::upgrade::Upgrader;
+//!
+//! async fn ws(mut request: Request) -> Response {
 //!     match Upgrader::new().upgrade(&mut request) {
 //!         Ok((response, pending)) => {
 //!             pending.serve(|ws, _request| async move {
 //!                 while let Ok(message) = ws.recv().await {
-//!                     if ws.send(message).await.is_err() { break; }
+//!                     if ws.send(message).await.is_err() {
+//!                         break;
+//!                     }
 //!                 }
 //!             });
 //!             response.into_response()
@@ -30,6 +36,8 @@
 //!         Err(refusal) => refusal.into_response(),
 //!     }
 //! }
+//!
+//! let app: axum::Router = axum::Router::new().route("/ws", axum::routing::get(ws));
 //! ```
 
 use std::future::Future;

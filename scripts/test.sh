@@ -105,7 +105,7 @@ PY
 
 run_rust() {
   step "cargo test --workspace (socket tests on io_uring)"
-  WSENGINE_TEST_DRIVER=uring cargo test --workspace --features wsengine/axum
+  WSENGINE_TEST_DRIVER=uring cargo test --workspace --features wsengine/axum,wsengine/tracing
   step "socket tests on the tokio driver"
   WSENGINE_TEST_DRIVER=tokio cargo test -p wsengine --test runtime_echo --test runtime_hostile --test runtime_leaks --test runtime_churn --test runtime_budget --test runtime_deflate --test runtime_fairness --test runtime_tls --test runtime_pubsub --test runtime_client
   step "socket tests on the tokio-uring driver (the echo suite)"

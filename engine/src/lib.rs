@@ -61,6 +61,8 @@
 //! - `io-uring` (default): the io_uring drivers, on Linux (a no-op elsewhere, where
 //!   [`runtime::Driver::Auto`] is tokio).
 //! - `hyper` (default): `runtime::upgrade`, taking over upgrades in hyper and axum.
+//! - `axum`: `runtime::axum::WebSocketUpgrade`, the extractor.
+//! - `tracing`: a `tracing` span per connection, with its close code and end cause.
 //!
 //! With `default-features = false` the crate is the sans-IO core alone: no runtime, no
 //! socket, no OS API beyond getrandom (the client's masking keys).

@@ -640,3 +640,62 @@ fn more_connections_than_receive_buffers_all_sending_at_once_lose_nothing() {
     }
     server.shutdown(Duration::from_secs(1));
 }
+
+/// The server's statistics count every ended connection by cause and close code, with
+/// its messages: a 1000 and a 4001 closing handshake, a reset, a protocol error (1002)
+/// and an idle timeout (1006).
+#[test]
+fn ended_connections_are_counted_by_cause_and_close_code() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use wsengine::runtime::{EndCause, SocketOptions};
+    let mut options = SocketOptions::default();
+    options.protocol.idle_timeout = Some(Duration::from_millis(300));
+    let server = common::serve_echo(common::one_worker().socket_options(options));
+    let addr = server.local_addr();
+    let echo_then_close = |code: u16| {
+        let mut s = raw_handshake(addr);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&common::masked_frame(0x1, b"hi")).unwrap();
+        let mut echo = [0u8; 4];
+        s.read_exact(&mut echo).unwrap();
+        assert_eq!(echo, [0x81, 2, b'h', b'i']);
+        let mut close = code.to_be_bytes().to_vec();
+        close.extend_from_slice(b"bye");
+        s.write_all(&common::masked_frame(0x8, &close)).unwrap();
+        // The close reply: the same code back.
+        let mut reply = [0u8; 4];
+        s.read_exact(&mut reply).unwrap();
+        assert_eq!(reply[0], 0x88);
+        assert_eq!(u16::from_be_bytes([reply[2], reply[3]]), code);
+        s
+    };
+    let normal = echo_then_close(1000);
+    let app = echo_then_close(4001);
+    reset(raw_handshake(addr));
+    let mut unmasked = raw_handshake(addr);
+    unmasked.write_all(&[0x81, 0x01, b'x']).unwrap();
+    let idle = raw_handshake(addr);
+    // Our FINs end the closing handshakes (the server waits for them).
+    drop((normal, app, unmasked));
+    let stats = server.stats().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.open.load(Relaxed) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(idle);
+    assert_eq!(stats.open.load(Relaxed), 0);
+    assert_eq!(stats.ended(EndCause::ClosingHandshake), 2);
+    assert_eq!(stats.ended(EndCause::Reset), 1);
+    assert_eq!(stats.ended(EndCause::ProtocolError), 1);
+    assert_eq!(stats.ended(EndCause::IdleTimeout), 1);
+    assert_eq!(
+        stats.close_codes(),
+        [(1000, 1), (1002, 1), (1006, 2), (4001, 1)]
+    );
+    assert_eq!(stats.messages_received.load(Relaxed), 2);
+    assert_eq!(stats.messages_sent.load(Relaxed), 2);
+    // Each echo: 8 bytes in (2 + 4 mask + 2), 4 out; each close: 11 in, 7 out.
+    assert!(stats.bytes_received.load(Relaxed) >= 2 * (8 + 11));
+    assert!(stats.bytes_sent.load(Relaxed) >= 2 * (4 + 7));
+    server.shutdown(Duration::from_secs(1));
+}

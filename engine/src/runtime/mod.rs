@@ -53,7 +53,7 @@ pub use options::SocketOptions;
 pub use pubsub::{PubSubOptions, PubSubStats, Publisher, Sender, SlowSubscriber, TrySendError};
 pub use send_handle::{SendWebSocket, WebSocketWriter};
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats, ShutdownTrigger};
-pub use session::{ConnectionStats, WireBytes};
+pub use session::{ConnectionStats, EndCause, WireBytes};
 pub use socket::WebSocket;
 pub use tls::{ClientTls, ServerTls};
 #[cfg(uring)]

@@ -31,6 +31,7 @@ use crate::proto::extensions::StreamPool;
 use crate::proto::frame::{FrameHeader, RSV1};
 use crate::proto::message::{Message, Utf8Bytes};
 use crate::proto::prepared::PreparedMessage;
+use crate::proto::timers::Expired;
 
 /// The close reason of a connection failed for the memory budget (with 1013).
 const MEMORY_REASON: &str = "server memory budget exhausted, try again later";
@@ -50,7 +51,7 @@ pub(crate) enum End {
     /// A socket error (1006).
     Io(io::ErrorKind),
     /// A deadline passed (1006): idle timeout or the peer never answered our close.
-    TimedOut(&'static str),
+    TimedOut(Expired),
     /// The socket took none of our bytes for [`SocketOptions::send_stall_timeout`]
     /// (1008).
     Stalled,
@@ -70,7 +71,7 @@ impl End {
                 "connection ended without a close frame",
             )),
             End::Io(kind) => abnormal(Utf8Bytes::from(format!("socket error: {kind}"))),
-            End::TimedOut(what) => abnormal(Utf8Bytes::from_static(what)),
+            End::TimedOut(expired) => abnormal(Utf8Bytes::from_static(expired.describe())),
             End::Stalled => Error::Closed(CloseFrame {
                 code: CloseCode::POLICY_VIOLATION,
                 reason: Utf8Bytes::from_static("the peer stopped reading (send stall timeout)"),
@@ -81,6 +82,96 @@ impl End {
             }),
             End::Tls(e) => Error::Tls(e.clone()),
         }
+    }
+}
+
+impl End {
+    /// Why, as the application's statistics and traces name it.
+    pub(crate) fn cause(&self) -> EndCause {
+        match self {
+            End::Closed(_) => EndCause::ClosingHandshake,
+            End::Protocol(_) => EndCause::ProtocolError,
+            End::Abnormal | End::Io(_) => EndCause::Reset,
+            End::TimedOut(Expired::Idle) => EndCause::IdleTimeout,
+            End::TimedOut(_) => EndCause::CloseTimeout,
+            End::Stalled => EndCause::SendStall,
+            End::OutOfMemory => EndCause::MemoryBudget,
+            End::Tls(_) => EndCause::Tls,
+        }
+    }
+
+    /// The close code the connection ended with: the closing handshake's (1005 for none),
+    /// the one we failed it with (1002, 1007, 1008, 1009, 1013, ...), or 1006 without a
+    /// close frame.
+    pub(crate) fn close_code(&self) -> CloseCode {
+        match self.to_error() {
+            Error::Closed(frame) => frame.code,
+            Error::Protocol(e) => e.close_code(),
+            _ => CloseCode::ABNORMAL,
+        }
+    }
+}
+
+/// Why a connection ended, typed: what [`ServerStats`](super::ServerStats) counts and a
+/// `tracing` span records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndCause {
+    /// The closing handshake ran, whoever started it (the close code says more).
+    ClosingHandshake,
+    /// The peer broke the protocol and was failed with its close code.
+    ProtocolError,
+    /// The TCP connection ended without a close frame: reset, the peer vanished, or a
+    /// socket error (1006).
+    Reset,
+    /// Nothing arrived for the idle timeout (1006).
+    IdleTimeout,
+    /// The peer never answered our close frame within the close timeout (1006).
+    CloseTimeout,
+    /// The peer took none of our bytes for the send stall timeout (1008).
+    SendStall,
+    /// Paused for the memory budget past its wait (1013).
+    MemoryBudget,
+    /// The TLS layer failed (1006).
+    Tls,
+}
+
+impl EndCause {
+    /// Every cause, in the order of [`ServerStats::ended`](super::ServerStats::ended).
+    pub const ALL: [EndCause; 8] = [
+        EndCause::ClosingHandshake,
+        EndCause::ProtocolError,
+        EndCause::Reset,
+        EndCause::IdleTimeout,
+        EndCause::CloseTimeout,
+        EndCause::SendStall,
+        EndCause::MemoryBudget,
+        EndCause::Tls,
+    ];
+
+    /// `closing_handshake`, `protocol_error`, `reset`, `idle_timeout`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            EndCause::ClosingHandshake => "closing_handshake",
+            EndCause::ProtocolError => "protocol_error",
+            EndCause::Reset => "reset",
+            EndCause::IdleTimeout => "idle_timeout",
+            EndCause::CloseTimeout => "close_timeout",
+            EndCause::SendStall => "send_stall",
+            EndCause::MemoryBudget => "memory_budget",
+            EndCause::Tls => "tls",
+        }
+    }
+
+    /// Its place in [`ALL`](Self::ALL).
+    pub(crate) fn index(self) -> usize {
+        EndCause::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for EndCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -775,7 +866,7 @@ impl Session {
         let transmit_before = self.conn.wants_transmit();
         let mut changed = false;
         if let Some(expired) = self.conn.handle_timeout(now) {
-            self.set_end(End::TimedOut(expired.describe()));
+            self.set_end(End::TimedOut(expired));
             changed = true;
         }
         if self.in_flight > 0
@@ -1025,6 +1116,11 @@ impl Session {
             Some(end) => end.to_error(),
             None => Error::Send(SendError::Closed),
         }
+    }
+
+    /// Why the connection ended and its close code, once it has.
+    pub(crate) fn end_cause(&self) -> Option<(EndCause, CloseCode)> {
+        self.end.as_ref().map(|end| (end.cause(), end.close_code()))
     }
 
     /// Records the end of the connection (the first reason wins).

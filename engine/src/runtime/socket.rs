@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     work: Cell<u32>,
     /// The worker's pub/sub state (server connections of a [`Server`](super::Server)).
     pubsub: Option<Rc<WorkerPubSub>>,
+    /// The connection's `tracing` span (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 /// How much work a handler does between two waits before `recv` yields, in units of one
@@ -84,6 +87,8 @@ impl Shared {
     }
 
     pub(crate) fn new(session: Session, peer_addr: SocketAddr) -> Self {
+        #[cfg(feature = "tracing")]
+        let role = session.conn.role();
         Shared {
             session: RefCell::new(session),
             peer_addr,
@@ -95,7 +100,32 @@ impl Shared {
             kicked: Cell::new(false),
             work: Cell::new(0),
             pubsub: None,
+            #[cfg(feature = "tracing")]
+            span: tracing::info_span!(
+                "websocket",
+                peer = %peer_addr,
+                role = ?role,
+                path = tracing::field::Empty,
+                subprotocol = tracing::field::Empty,
+                close_code = tracing::field::Empty,
+                end_cause = tracing::field::Empty,
+            ),
         }
+    }
+
+    /// The request's path and the subprotocol agreed, for the connection's span
+    /// (feature `tracing`; nothing without it).
+    pub(crate) fn with_request(self, path: &str, subprotocol: Option<&str>) -> Self {
+        #[cfg(feature = "tracing")]
+        {
+            self.span.record("path", path);
+            if let Some(protocol) = subprotocol {
+                self.span.record("subprotocol", protocol);
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = (path, subprotocol);
+        self
     }
 
     /// A server connection takes part in its worker's pub/sub.
@@ -192,6 +222,17 @@ impl Shared {
 
     /// For the driver: the socket is closed; everyone waiting is told.
     pub(crate) fn finished(&self) {
+        #[cfg(feature = "tracing")]
+        if let Some((cause, code)) = self.session.borrow().end_cause() {
+            self.span.record("close_code", code.0);
+            self.span.record("end_cause", cause.name());
+            tracing::debug!(
+                parent: &self.span,
+                close_code = code.0,
+                end_cause = cause.name(),
+                "websocket connection ended"
+            );
+        }
         self.driver.borrow_mut().take();
         self.kick.borrow_mut().take();
         self.readable.notify();

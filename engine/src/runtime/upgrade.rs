@@ -135,6 +135,7 @@ impl Upgrader {
             request: parsed,
             options: self.options.clone(),
             deflate: accepted.deflate,
+            protocol: accepted.protocol,
             peer_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         Ok((to_http(&accepted.response), pending))
@@ -174,6 +175,7 @@ pub struct PendingWebSocket {
     request: Request,
     options: SocketOptions,
     deflate: Option<DeflateParams>,
+    protocol: Option<String>,
     peer_addr: SocketAddr,
 }
 
@@ -206,6 +208,7 @@ impl PendingWebSocket {
             request,
             options,
             deflate,
+            protocol,
             peer_addr,
         } = self;
         // Fails only where no thread of ours could start: the connection is then dropped.
@@ -233,7 +236,10 @@ impl PendingWebSocket {
                     };
                     // Bytes hyper read past the request come first.
                     let session = connection(BytesMut::from(&read_buf[..]));
-                    let shared = Rc::new(Shared::new(session, peer_addr));
+                    let shared = Rc::new(
+                        Shared::new(session, peer_addr)
+                            .with_request(request.path(), protocol.as_deref()),
+                    );
                     if drive_adopted(tcp, shared.clone()).is_err() {
                         return;
                     }
@@ -242,7 +248,10 @@ impl PendingWebSocket {
                 Err(upgraded) => {
                     let stream = Rc::new(IoStream::new(TokioIo::new(upgraded)));
                     // Bytes hyper read past the request are inside `upgraded`: read first.
-                    let shared = Rc::new(Shared::new(connection(BytesMut::new()), peer_addr));
+                    let shared = Rc::new(
+                        Shared::new(connection(BytesMut::new()), peer_addr)
+                            .with_request(request.path(), protocol.as_deref()),
+                    );
                     tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
                     shared
                 }

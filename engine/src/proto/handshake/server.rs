@@ -314,6 +314,7 @@ impl Request {
         Ok(Accepted {
             response: out,
             deflate: deflate.map(|(params, _)| params),
+            protocol: accept.protocol.clone(),
         })
     }
 }
@@ -326,6 +327,8 @@ pub struct Accepted {
     pub response: Vec<u8>,
     /// The permessage-deflate parameters agreed, if any.
     pub deflate: Option<DeflateParams>,
+    /// The subprotocol chosen, if any.
+    pub protocol: Option<String>,
 }
 
 /// Whether an [`Accept`] negotiates permessage-deflate.

@@ -174,7 +174,13 @@ impl ConnectOptions {
         if let Some(layer) = io.into_tls() {
             session = session.with_tls(layer);
         }
-        let shared = Rc::new(Shared::new(session, addr));
+        let shared = Rc::new(
+            // The path without the query, which may carry credentials.
+            Shared::new(session, addr).with_request(
+                target.resource.split('?').next().unwrap_or("/"),
+                response.protocol(),
+            ),
+        );
         tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
         Ok((WebSocket::new(shared, Role::Client), response))
     }

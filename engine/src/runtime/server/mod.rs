@@ -12,12 +12,13 @@
 //! spread by the kernel and no state is shared on the hot path. Only the handshake hook,
 //! the handler factory and a few statistics counters are shared (read-only or atomic).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use crate::runtime::executor::Driver;
 use crate::runtime::executor::resolve;
 use crate::runtime::options::SocketOptions;
 use crate::runtime::pubsub::{Hub, Inbox, Mesh, PubSubOptions, Publisher, Slots};
+use crate::runtime::session::{ConnectionStats, EndCause};
 use crate::runtime::socket::WebSocket;
 use crate::runtime::tls::ServerTls;
 use crate::runtime::uring::DEFAULT_RING_ENTRIES;
@@ -35,6 +37,7 @@ mod accept;
 mod listener;
 mod worker;
 
+use crate::proto::close::CloseCode;
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
 #[cfg(feature = "hyper")]
 pub(crate) use accept::answer;
@@ -66,6 +69,19 @@ pub struct ServerStats {
     pub paused_for_memory: AtomicU64,
     /// Connections failed with 1013 after being paused for memory for the budget's wait.
     pub closed_for_memory: AtomicU64,
+    /// Bytes read from the sockets of connections that have ended (on the wire: TLS
+    /// records, compressed frames as they went).
+    pub bytes_received: AtomicU64,
+    /// Bytes written to the sockets of connections that have ended.
+    pub bytes_sent: AtomicU64,
+    /// Messages received on connections that have ended.
+    pub messages_received: AtomicU64,
+    /// Messages sent on connections that have ended.
+    pub messages_sent: AtomicU64,
+    /// Connections ended, by cause: [`ended`](Self::ended) reads one.
+    ended: [AtomicU64; EndCause::ALL.len()],
+    /// Connections ended, by close code: [`close_codes`](Self::close_codes) reads them.
+    close_codes: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// Everything a worker needs, shared read-only.
@@ -414,6 +430,38 @@ impl ShutdownTrigger {
 }
 
 impl ServerStats {
+    /// Connections that ended for `cause`.
+    pub fn ended(&self, cause: EndCause) -> u64 {
+        self.ended[cause.index()].load(Ordering::Relaxed)
+    }
+
+    /// Connections that have ended, by close code (1000, 1001, 1005 for a closing
+    /// handshake without a code, 1006 without a close frame, 1008, 1013, ...), in code
+    /// order.
+    pub fn close_codes(&self) -> Vec<(u16, u64)> {
+        let codes = self.close_codes.lock().unwrap_or_else(|e| e.into_inner());
+        codes.iter().map(|(code, n)| (*code, *n)).collect()
+    }
+
+    /// Counts a connection that has ended: why, its close code, and its traffic.
+    pub(crate) fn count_end(&self, cause: EndCause, code: CloseCode, stats: &ConnectionStats) {
+        self.ended[cause.index()].fetch_add(1, Ordering::Relaxed);
+        *self
+            .close_codes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(code.0)
+            .or_default() += 1;
+        self.bytes_received
+            .fetch_add(stats.wire.received, Ordering::Relaxed);
+        self.bytes_sent
+            .fetch_add(stats.wire.sent, Ordering::Relaxed);
+        self.messages_received
+            .fetch_add(stats.messages_received, Ordering::Relaxed);
+        self.messages_sent
+            .fetch_add(stats.messages_sent, Ordering::Relaxed);
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: i64) {
         if n >= 0 {
             counter.fetch_add(n as u64, Ordering::Relaxed);

@@ -30,7 +30,7 @@ use crate::runtime::handshake_io::HandshakeIo;
 use crate::runtime::notify::LocalNotify;
 use crate::runtime::options::SocketOptions;
 use crate::runtime::pubsub::{InboxRx, WorkerPubSub};
-use crate::runtime::session::Session;
+use crate::runtime::session::{EndCause, Session};
 use crate::runtime::socket::{Shared, WebSocket};
 use crate::runtime::uring::RingConfig;
 
@@ -339,7 +339,11 @@ async fn connection<T: Transport>(
     if let Some(layer) = io.into_tls() {
         session = session.with_tls(layer);
     }
-    let inner = Rc::new(Shared::new(session, peer).with_pubsub(pubsub));
+    let inner = Rc::new(
+        Shared::new(session, peer)
+            .with_pubsub(pubsub)
+            .with_request(request.path(), accepted.protocol.as_deref()),
+    );
     if let Some(entry) = registry.entries.borrow_mut().get_mut(&id) {
         entry.inner = Some(inner.clone());
     }
@@ -349,8 +353,16 @@ async fn connection<T: Transport>(
     let on_finish = {
         let registry = registry.clone();
         let stats = shared.stats.clone();
+        let ended = Rc::downgrade(&inner);
         move || {
             ServerStats::add(&stats.open, -1);
+            if let Some(inner) = ended.upgrade() {
+                let session = inner.session.borrow();
+                let (cause, code) = session
+                    .end_cause()
+                    .unwrap_or((EndCause::Reset, CloseCode::ABNORMAL));
+                stats.count_end(cause, code, &session.stats());
+            }
             registry.remove(id);
         }
     };

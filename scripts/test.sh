@@ -43,10 +43,11 @@ fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "FAIL: $1"; }
 
 install_tools() {
   step "installing third-party test tools (if missing)"
-  if [ ! -x /usr/bin/chromium ] || ! command -v curl >/dev/null || ! command -v stunnel4 >/dev/null; then
+  if [ ! -x /usr/bin/chromium ] || ! command -v curl >/dev/null || ! command -v stunnel4 >/dev/null ||
+    ! command -v tinyproxy >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium curl stunnel4 >/dev/null
+    apt-get install -y -qq chromium curl stunnel4 tinyproxy >/dev/null
   fi
   if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
     python3 -m venv "$VENV"
@@ -158,6 +159,33 @@ run_interop() {
   fallback_checks
   axum_checks
   tokio_client_checks
+  proxy_checks
+}
+
+# Our client through Debian's tinyproxy (HTTP CONNECT), to bench-server over ws:// and
+# wss://; tinyproxy's log must show the tunnels.
+proxy_checks() {
+  step "our client through an HTTP CONNECT proxy (tinyproxy)"
+  local port conf="$TMP/tinyproxy.conf" log="$TMP/tinyproxy.log" dir="$TMP/proxy-tls"
+  port="$(free_port)"
+  # No ConnectPort line: CONNECT to any port (bench-server's is random).
+  printf 'Port %s\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 30\nLogLevel Connect\nLogFile "%s"\nMaxClients 16\n' \
+    "$port" "$log" >"$conf"
+  tinyproxy -d -c "$conf" >/dev/null 2>&1 &
+  local proxy=$!
+  PIDS+=("$proxy")
+  for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  start_bench_server --driver uring
+  if WSENGINE_PROXY="http://127.0.0.1:$port" timeout 120 "$BIN"/examples/tokio_client "$BS_URL/" &&
+    grep -q "CONNECT" "$log"; then pass "our client through tinyproxy (ws://)"; else cat "$log"; fail "our client through tinyproxy (ws://)"; fi
+  kill "$BS_PID" 2>/dev/null || true
+  mkdir -p "$dir"
+  new_cert "$dir/cert.pem" "$dir/key.pem"
+  start_bench_server --driver uring --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem"
+  if WSENGINE_PROXY="http://127.0.0.1:$port" WSENGINE_CA="$dir/cert.pem" timeout 120 "$BIN"/examples/tokio_client "$BS_URL/"; then
+    pass "our client through tinyproxy (wss://, TLS end to end)"; else cat "$log"; fail "our client through tinyproxy (wss://)"; fi
+  kill "$BS_PID" 2>/dev/null || true
+  kill "$proxy" 2>/dev/null || true
 }
 
 # The client from a #[tokio::main] program (engine/examples/tokio_client.rs: connect_send,

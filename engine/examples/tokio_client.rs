@@ -7,12 +7,15 @@
 //! ```sh
 //! cargo run --release -p wsengine --example tokio_client -- ws://127.0.0.1:8765/
 //! ```
+//!
+//! With `WSENGINE_PROXY=http://HOST:PORT` it goes through that HTTP `CONNECT` proxy;
+//! over `wss://` the server's certificate is verified against `WSENGINE_CA` if set.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use wsengine::runtime::{ClientTls, ConnectOptions};
+use wsengine::runtime::{ClientTls, ConnectOptions, Proxy};
 use wsengine::{CloseCode, Message};
 
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
@@ -32,6 +35,9 @@ async fn check(url: &str) -> Result<usize, String> {
     let mut options = ConnectOptions::default();
     if let Ok(ca) = std::env::var("WSENGINE_CA") {
         options.tls = Some(ClientTls::from_ca_pem_file(ca).map_err(|e| e.to_string())?);
+    }
+    if let Ok(proxy) = std::env::var("WSENGINE_PROXY") {
+        options.proxy = Some(Proxy::new(&proxy).map_err(|e| e.to_string())?);
     }
     let (ws, _) = options
         .connect_send(url)

@@ -384,3 +384,84 @@ async fn an_http_request_brings_its_headers_subprotocols_and_origin() {
     inside.join().unwrap();
     server.shutdown(Duration::from_secs(1));
 }
+
+/// A CONNECT proxy on 127.0.0.1 for one tunnel at a time: it wants
+/// `Proxy-Authorization: Basic dTpwdw==` (u:pw) and answers 407 without it; with it, it
+/// connects to the authority asked for, answers 200, and pipes bytes both ways. Returns
+/// its address and the CONNECT lines it saw.
+fn connect_proxy() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().take(8) {
+            let Ok(mut client) = client else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if client.read_exact(&mut byte).is_err() {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let line = head.lines().next().unwrap_or("").to_string();
+            log.lock().unwrap().push(line.clone());
+            if !head.contains("Proxy-Authorization: Basic dTpwdw==\r\n") {
+                let _ = client.write_all(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                );
+                continue;
+            }
+            let authority = line.split(' ').nth(1).unwrap_or("").to_string();
+            let Ok(server) = std::net::TcpStream::connect(authority) else {
+                let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                continue;
+            };
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .unwrap();
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c1, mut s1) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_proxy_tunnels_with_credentials_and_its_refusal_is_an_error() {
+    let server = common::serve_echo(common::one_worker());
+    let (proxy, seen) = connect_proxy();
+    let mut options = ConnectOptions::default();
+    options.proxy = Some(wsengine::runtime::Proxy::new(&format!("http://u:pw@{proxy}")).unwrap());
+    let (mut ws, _) = options.connect_send(&url(&server)).await.unwrap();
+    for message in messages() {
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), message);
+    }
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap()[0],
+        format!("CONNECT {} HTTP/1.1", server.local_addr())
+    );
+    // Wrong credentials: the proxy's 407.
+    options.proxy = Some(wsengine::runtime::Proxy::new(&format!("http://u:no@{proxy}")).unwrap());
+    match options.connect_send(&url(&server)).await {
+        Err(Error::Proxy(why)) => assert!(why.contains("407"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    server.shutdown(Duration::from_secs(1));
+}

@@ -40,6 +40,8 @@ pub enum Error {
     /// Pub/sub (topics, [`Sender`](super::Sender)) needs a connection accepted by a
     /// [`Server`](super::Server); this one is a client or was taken over from hyper.
     PubSubUnavailable,
+    /// The HTTP proxy refused the tunnel (its status), or did not answer as a proxy.
+    Proxy(String),
     /// An IO error on the socket.
     Io(io::Error),
 }
@@ -72,6 +74,7 @@ impl fmt::Display for Error {
                 "pub/sub needs a connection accepted by a wsengine Server (not a client's, \
                  nor one taken over from hyper)",
             ),
+            Error::Proxy(why) => write!(f, "proxy: {why}"),
             Error::Io(e) => write!(f, "IO error: {e}"),
         }
     }

@@ -46,7 +46,9 @@ pub mod upgrade;
 pub mod uring;
 
 pub use budget::MemoryBudget;
-pub use client::{ConnectOptions, ConnectRequest, IntoConnectRequest, connect, connect_send};
+pub use client::{
+    ConnectOptions, ConnectRequest, IntoConnectRequest, Proxy, connect, connect_send,
+};
 pub use error::Error;
 pub use executor::{Driver, LocalRuntime, current_driver, start_with};
 pub use options::SocketOptions;

@@ -19,6 +19,7 @@ use super::super::options::SocketOptions;
 use super::super::session::Session;
 use super::super::socket::{Shared, WebSocket};
 use super::super::tls::ClientTls;
+use super::proxy::Proxy;
 use super::request::IntoConnectRequest;
 use super::target::Target;
 use crate::proto::connection::Connection;
@@ -51,6 +52,12 @@ pub struct ConnectOptions {
     /// The name to ask for (SNI) and to verify the certificate against, instead of the
     /// URL's host (connecting to an address, e.g. through a tunnel). Default none.
     pub tls_server_name: Option<String>,
+    /// An HTTP proxy to tunnel through with `CONNECT`. Default none.
+    pub proxy: Option<Proxy>,
+    /// Without [`proxy`](Self::proxy): take one from the environment (`https_proxy` for
+    /// `wss://`, `http_proxy` for `ws://`, `all_proxy`, `no_proxy`; see
+    /// [`Proxy::from_env`]). Default `false`: a client goes where its URL says unless told.
+    pub proxy_from_env: bool,
 }
 
 impl Default for ConnectOptions {
@@ -65,6 +72,8 @@ impl Default for ConnectOptions {
             socket: SocketOptions::default(),
             tls: None,
             tls_server_name: None,
+            proxy: None,
+            proxy_from_env: false,
         }
     }
 }
@@ -96,9 +105,20 @@ impl ConnectOptions {
             )));
         };
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
-        let addrs = tokio::time::timeout_at(deadline, target.resolve())
+        let proxy = match &self.proxy {
+            Some(proxy) => Some(proxy.clone()),
+            None if self.proxy_from_env => Proxy::from_env(&target.host, target.secure)?,
+            None => None,
+        };
+        // Through a proxy, the TCP connection goes to it; it resolves the server's name.
+        let lookup = match &proxy {
+            Some(proxy) => Target::resolve_host(proxy.addr()),
+            None => Target::resolve_host((target.host.as_str(), target.port)),
+        };
+        let addrs = tokio::time::timeout_at(deadline, lookup)
             .await
             .map_err(|_| Error::Timeout("resolving the host"))??;
+        let target = target.via(proxy);
         #[cfg(uring)]
         match driver {
             Driver::Uring => {
@@ -143,6 +163,20 @@ impl ConnectOptions {
     ) -> Result<(WebSocket, Response), Error> {
         let _ = stream.set_nodelay();
         let stream = Rc::new(stream);
+        if let Some(proxy) = &target.proxy {
+            let tunnel = proxy.tunnel(&*stream, &target.host, target.port);
+            match tokio::time::timeout(self.handshake_timeout, tunnel).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return Err(e);
+                }
+                Err(_) => {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return Err(Error::Timeout("the proxy's CONNECT answer"));
+                }
+            }
+        }
         let mut io = if target.secure {
             let name = self.tls_server_name.as_deref().unwrap_or(&target.host);
             let name = rustls::pki_types::ServerName::try_from(name.to_string())

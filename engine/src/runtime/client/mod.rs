@@ -15,12 +15,15 @@
 //! | `target` | the URL's parts, and the host's addresses in the order to try them |
 //! | `request` | what to connect to: a URL or an `http::Request` ([`IntoConnectRequest`]) |
 //! | `connect` | [`ConnectOptions`], and connecting inside our runtime |
+//! | `proxy` | HTTP `CONNECT` proxies ([`Proxy`]), given or from the environment |
 
 mod connect;
+mod proxy;
 mod request;
 mod target;
 
 pub use connect::{ConnectOptions, connect};
+pub use proxy::Proxy;
 pub use request::{ConnectRequest, IntoConnectRequest};
 
 use tokio::sync::oneshot;

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 
 use super::super::error::Error;
+use super::proxy::Proxy;
 use super::request::ConnectRequest;
 
 /// The parts of a `ws://` or `wss://` URL the handshake needs.
@@ -27,6 +28,8 @@ pub(super) struct Target {
     pub(super) headers: Vec<(String, String)>,
     pub(super) protocols: Vec<String>,
     pub(super) origin: Option<String>,
+    /// The proxy to tunnel through, if any.
+    pub(super) proxy: Option<Proxy>,
 }
 
 impl Target {
@@ -75,18 +78,25 @@ impl Target {
             headers: Vec::new(),
             protocols: Vec::new(),
             origin: None,
+            proxy: None,
         })
     }
 
-    /// Every address of the host, in the order to try them. An IP address is itself,
+    /// The same target, reached through `proxy`.
+    pub(super) fn via(mut self, proxy: Option<Proxy>) -> Target {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Every address of `host`, in the order to try them. An IP address is itself,
     /// without a lookup.
-    pub(super) async fn resolve(&self) -> Result<Vec<SocketAddr>, Error> {
-        let found = tokio::net::lookup_host((self.host.as_str(), self.port))
+    pub(super) async fn resolve_host((host, port): (&str, u16)) -> Result<Vec<SocketAddr>, Error> {
+        let found = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|e| Error::InvalidUrl(format!("cannot resolve {}: {e}", self.host)))?;
+            .map_err(|e| Error::InvalidUrl(format!("cannot resolve {host}: {e}")))?;
         let addrs = interleave_families(found.collect());
         if addrs.is_empty() {
-            return Err(Error::InvalidUrl(format!("{} has no address", self.host)));
+            return Err(Error::InvalidUrl(format!("{host} has no address")));
         }
         Ok(addrs)
     }

@@ -232,7 +232,7 @@ mod tests {
             ("NO_PROXY", "localhost, .internal,10.0.0.7,example.org"),
         ]);
         let pick = |host: &str, secure: bool| {
-            Proxy::from_vars(host, secure, &vars)
+            Proxy::from_vars(host, secure, vars)
                 .unwrap()
                 .map(|p| p.addr().0.to_string())
         };

@@ -245,10 +245,10 @@ mod tests {
         assert_eq!(pick("api.example.org", false), None);
         assert_eq!(pick("notexample.org", false).as_deref(), Some("plain"));
         let all = env(&[("ALL_PROXY", "http://every:3"), ("no_proxy", "*")]);
-        assert_eq!(Proxy::from_vars("x", true, &all).unwrap(), None);
+        assert_eq!(Proxy::from_vars("x", true, all).unwrap(), None);
         let all = env(&[("ALL_PROXY", "http://every:3")]);
         assert_eq!(
-            Proxy::from_vars("x", true, &all).unwrap().map(|p| p.port),
+            Proxy::from_vars("x", true, all).unwrap().map(|p| p.port),
             Some(3)
         );
         assert_eq!(Proxy::from_vars("x", true, env(&[])).unwrap(), None);

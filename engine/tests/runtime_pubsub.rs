@@ -384,6 +384,86 @@ fn a_slow_subscriber_is_closed_with_the_chosen_code() {
     });
 }
 
+/// Policies per topic: on a server whose default drops, a `room:` topic closes its slow
+/// subscriber with 1013 while a `md:` one only drops; each stalled subscriber ends as
+/// its topic says, and the counts add up for both.
+#[test]
+fn each_topic_gets_its_own_slow_subscriber_policy() {
+    let _others = beside_others();
+    const LEN: usize = 16 * 1024;
+    let mut options = SocketOptions::default();
+    options.max_send_queue = 128 * 1024;
+    let builder = two_workers().socket_options(options).pubsub(
+        PubSubOptions::default()
+            .slow_subscriber(SlowSubscriber::Drop)
+            .topic_policy("room:", SlowSubscriber::Close(CloseCode::TRY_AGAIN_LATER)),
+    );
+    let server = command_server(builder, Arc::default());
+    let addr = server.local_addr();
+    let publisher = server.publisher();
+    run_client(async move {
+        let chat_stalled = subscriber(addr, "room:1").await;
+        let feed_stalled = subscriber(addr, "md:AAPL").await;
+        wait_subscribers(&publisher, "room:1", 1);
+        wait_subscribers(&publisher, "md:AAPL", 1);
+        // Publish to both until each has dropped some (the chat's subscriber is then
+        // closed; the feed's keeps its connection).
+        let mut seq = 0;
+        while publisher.topic_stats("room:1").dropped == 0
+            || publisher.topic_stats("md:AAPL").dropped == 0
+        {
+            assert!(seq < 5_000, "no drops after {seq} publishes");
+            publisher.publish("room:1", numbered(seq, LEN));
+            publisher.publish("md:AAPL", numbered(seq, LEN));
+            seq += 1;
+            if seq.is_multiple_of(16) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        // The chat's subscriber: what was queued, in order, then 1013.
+        let mut next = 0;
+        let end = loop {
+            match chat_stalled.recv().await {
+                Ok(m) => {
+                    assert_eq!(seq_of(&m), next);
+                    next += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        match end {
+            Error::Closed(frame) => assert_eq!(frame.code, CloseCode::TRY_AGAIN_LATER),
+            other => panic!("expected 1013, got {other:?}"),
+        }
+        // The feed's subscriber is still open: it drains, in order with gaps, and gets
+        // the next publish.
+        let mut last = None;
+        let mut received = 0u64;
+        loop {
+            let m = tokio::time::timeout(Duration::from_millis(300), feed_stalled.recv()).await;
+            match m {
+                Ok(Ok(m)) => {
+                    let s = seq_of(&m);
+                    assert!(last.is_none_or(|l| s > l), "{s} after {last:?}");
+                    last = Some(s);
+                    received += 1;
+                }
+                Ok(Err(e)) => panic!("the feed's subscriber ended: {e}"),
+                Err(_) => break,
+            }
+        }
+        publisher.publish("md:AAPL", numbered(seq, LEN));
+        assert_eq!(seq_of(&feed_stalled.recv().await.unwrap()), seq);
+        let feed = publisher.topic_stats("md:AAPL");
+        assert_eq!(
+            feed.delivered + feed.dropped,
+            u64::from(seq) + 1,
+            "{feed:?}"
+        );
+        assert_eq!(feed.delivered, received + 1, "{feed:?}");
+    });
+}
+
 /// `Sender`s used from tasks of a multi-threaded tokio runtime: every message arrives, in
 /// order per sender; `try_send` answers `Full` under backpressure; once the connection is
 /// gone both fail with `Closed`.

@@ -53,6 +53,8 @@ struct LocalTopic {
     /// Each subscriber's index in `subscribers`, for O(1) removal.
     positions: HashMap<usize, usize>,
     counters: Arc<TopicCounters>,
+    /// What a publish does to a subscriber that is full (the topic's policy).
+    policy: SlowSubscriber,
 }
 
 /// What a worker keeps about one of its connections (only those that subscribed or made a
@@ -155,6 +157,7 @@ impl WorkerPubSub {
                     subscribers: vec![conn.clone()],
                     positions: HashMap::from([(id, 0)]),
                     counters,
+                    policy: self.mesh().options.policy_for(topic),
                 },
             );
             name
@@ -292,7 +295,7 @@ impl WorkerPubSub {
         let Some(local) = topics.get(topic) else {
             return 0;
         };
-        let policy = self.mesh().options.slow_subscriber;
+        let policy = local.policy;
         let (mut delivered, mut dropped) = (0u64, 0u64);
         for subscriber in &local.subscribers {
             if exclude == Some(key(subscriber)) {

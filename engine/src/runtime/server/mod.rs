@@ -293,7 +293,7 @@ impl ServerBuilder {
             inboxes,
             totals: Slots::new(self.workers),
             fragment_size: self.options.protocol.fragment_size,
-            options: self.pubsub,
+            options: self.pubsub.clone(),
         };
         // A builder's hub is new and `serve` consumes the builder: set once.
         let _ = self.hub.mesh.set(mesh);

@@ -699,3 +699,50 @@ fn ended_connections_are_counted_by_cause_and_close_code() {
     assert!(stats.bytes_sent.load(Relaxed) >= 2 * (4 + 7));
     server.shutdown(Duration::from_secs(1));
 }
+
+/// A handler sees pongs when it asks: the answer to its own ping, with the payload, and
+/// one the peer sends unasked; a pong before it asked is not kept.
+#[test]
+fn pongs_reach_the_handler_that_asks_for_them() {
+    let server = common::one_worker()
+        .serve(|ws: WebSocket, _req| async move {
+            // Before asking: this one is not kept.
+            let _ = ws.recv().await;
+            // Asking (one poll) starts keeping; the ping goes after.
+            let mut first = Box::pin(ws.recv_pong());
+            std::future::poll_fn(|cx| {
+                use std::future::Future;
+                assert!(first.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            ws.ping(Bytes::from_static(b"ping-1")).unwrap();
+            let answer = first.await.unwrap();
+            let unasked = ws.recv_pong().await.unwrap();
+            let said = format!(
+                "{} {}",
+                String::from_utf8_lossy(&answer),
+                String::from_utf8_lossy(&unasked)
+            );
+            let _ = ws.send_text(said).await;
+            let _ = ws.recv().await;
+        })
+        .unwrap();
+    let mut s = raw_handshake(server.local_addr());
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&common::masked_frame(0xA, b"too early"))
+        .unwrap();
+    s.write_all(&common::masked_frame(0x1, b"go")).unwrap();
+    // The server's ping: answer it, then send one unasked.
+    let mut ping = [0u8; 8];
+    s.read_exact(&mut ping).unwrap();
+    assert_eq!(&ping, b"\x89\x06ping-1");
+    s.write_all(&common::masked_frame(0xA, b"ping-1")).unwrap();
+    s.write_all(&common::masked_frame(0xA, b"heartbeat"))
+        .unwrap();
+    let mut said = [0u8; 2 + 16];
+    s.read_exact(&mut said).unwrap();
+    assert_eq!(&said[2..], b"ping-1 heartbeat");
+    drop(s);
+    server.shutdown(Duration::from_secs(1));
+}

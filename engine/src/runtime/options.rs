@@ -34,6 +34,10 @@ pub struct SocketOptions {
     /// does not read, so the TCP connection is simply ended. Default 30 s; `None` waits
     /// forever, with memory still bounded by [`max_send_queue`](Self::max_send_queue).
     pub send_stall_timeout: Option<Duration>,
+    /// Keep the pongs the peer sends (the 16 latest) for
+    /// [`WebSocket::recv_pong`](super::WebSocket::recv_pong) from the connection's start.
+    /// Default `false`: pongs are kept only once the application first asks for one.
+    pub keep_pongs: bool,
 }
 
 impl Default for SocketOptions {
@@ -44,6 +48,7 @@ impl Default for SocketOptions {
             max_recv_queue: 1 << 20,
             read_buffer_size: 4096,
             send_stall_timeout: Some(Duration::from_secs(30)),
+            keep_pongs: false,
         }
     }
 }

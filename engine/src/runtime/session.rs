@@ -36,6 +36,9 @@ use crate::proto::timers::Expired;
 /// The close reason of a connection failed for the memory budget (with 1013).
 const MEMORY_REASON: &str = "server memory budget exhausted, try again later";
 
+/// The pongs kept for the application (older ones are dropped): at most 16 × 125 bytes.
+const PONGS_KEPT: usize = 16;
+
 /// The most a single read asks for, however large the frame in progress.
 pub(crate) const MAX_READ: usize = 256 * 1024;
 
@@ -230,6 +233,9 @@ pub(crate) struct Session {
     pub(crate) options: Rc<SocketOptions>,
     inbox: VecDeque<Message>,
     inbox_bytes: usize,
+    /// The pongs the peer sent, once the application asked for them (the latest
+    /// [`PONGS_KEPT`]).
+    pongs: Option<Box<VecDeque<Bytes>>>,
     /// Bytes taken by the driver for writing and not yet written.
     in_flight: usize,
     end: Option<End>,
@@ -394,11 +400,13 @@ impl Session {
     pub(crate) fn new(conn: Connection, options: Rc<SocketOptions>) -> Self {
         let read_size = options.read_buffer_size.clamp(1, MAX_READ);
         let pooled = conn.deflate().is_some();
+        let pongs = options.keep_pongs.then(Box::default);
         Session {
             conn,
             options,
             inbox: VecDeque::new(),
             inbox_bytes: 0,
+            pongs,
             in_flight: 0,
             end: None,
             read_closed: false,
@@ -761,7 +769,16 @@ impl Session {
                     self.inbox.push_back(message);
                     wake_recv = true;
                 }
-                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+                Ok(Some(Event::Pong(payload))) => {
+                    if let Some(pongs) = &mut self.pongs {
+                        if pongs.len() == PONGS_KEPT {
+                            pongs.pop_front();
+                        }
+                        pongs.push_back(payload);
+                        wake_recv = true;
+                    }
+                }
+                Ok(Some(Event::Ping(_))) => {}
                 Ok(Some(Event::Close(frame))) => {
                     self.set_end(End::Closed(frame));
                     wake_recv = true;
@@ -1116,6 +1133,19 @@ impl Session {
             Some(end) => end.to_error(),
             None => Error::Send(SendError::Closed),
         }
+    }
+
+    /// From now on, keep the pongs the peer sends.
+    pub(crate) fn keep_pongs(&mut self) {
+        self.pongs.get_or_insert_with(Box::default);
+    }
+
+    /// The oldest pong kept; once none is left and the connection has ended, why.
+    pub(crate) fn take_pong(&mut self) -> Option<Result<Bytes, Error>> {
+        if let Some(pong) = self.pongs.as_mut().and_then(|p| p.pop_front()) {
+            return Some(Ok(pong));
+        }
+        self.end.as_ref().map(|end| Err(end.to_error()))
     }
 
     /// Why the connection ended and its close code, once it has.

@@ -453,6 +453,30 @@ impl WebSocket {
         Ok(())
     }
 
+    /// The next pong the peer sends: the answer to a [`ping`](Self::ping), or one it sends
+    /// unasked (a heartbeat), with its payload. Pongs are kept from the first call on (or
+    /// from the start, with [`SocketOptions::keep_pongs`](super::SocketOptions::keep_pongs)),
+    /// the 16 latest; call it (or set the option) before sending the ping whose answer
+    /// you want. The keepalive's own pongs are timed by [`rtt`](Self::rtt). Once the
+    /// connection has ended and no pong is left, the reason, as `recv` gives it.
+    pub async fn recv_pong(&self) -> Result<Bytes, Error> {
+        std::future::poll_fn(|cx| self.poll_pong(cx)).await
+    }
+
+    /// [`recv_pong`](Self::recv_pong) as a poll.
+    pub fn poll_pong(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Error>> {
+        let inner = self.inner();
+        let mut session = inner.session.borrow_mut();
+        session.keep_pongs();
+        match session.take_pong() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                inner.readable.register(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
     /// The round-trip time of the last keepalive ping
     /// ([`Config::ping_interval`](crate::Config::ping_interval)) that was answered, as
     /// fine as the worker's turns; `None` until one is (and always without keepalive).

@@ -112,6 +112,26 @@ run_rust() {
   step "socket tests on the tokio-uring driver (the echo suite)"
   WSENGINE_TEST_DRIVER=tokio-uring cargo test -p wsengine --test runtime_echo --test runtime_budget --test runtime_tls --test runtime_pubsub
   feature_builds
+  dns_stall_check
+}
+
+# The client's name lookups run off the thread: a lookup that stalls 2 s (tests/dns/
+# slow_dns.py, the only DNS server in this test's own mount namespace) holds up its own
+# connection only, while another connection on the same thread echoes (on each driver).
+dns_stall_check() {
+  step "a 2 s DNS stall does not hold up the client thread's other connections"
+  cargo test -q -p wsengine --test runtime_client --no-run
+  python3 tests/dns/slow_dns.py 2 >"$TMP/dns.out" 2>&1 &
+  local dns=$! driver
+  PIDS+=("$dns")
+  for _ in $(seq 50); do grep -q ready "$TMP/dns.out" && break; sleep 0.1; done
+  printf 'nameserver 127.0.0.2\noptions timeout:5 attempts:1\n' >"$TMP/resolv.conf"
+  for driver in uring tokio; do
+    WSENGINE_TEST_DRIVER=$driver unshare -m sh -c 'mount --bind "$1" /etc/resolv.conf &&
+      exec cargo test -q --offline -p wsengine --test runtime_client -- --ignored --nocapture a_stalled_name_lookup' \
+      sh "$TMP/resolv.conf"
+  done
+  kill "$dns" 2>/dev/null || true
 }
 
 # What builds off Linux, checked the way this Linux-only machine can: the sans-IO core

@@ -465,3 +465,49 @@ async fn a_connect_proxy_tunnels_with_credentials_and_its_refusal_is_an_error() 
     }
     server.shutdown(Duration::from_secs(1));
 }
+
+/// A name lookup that stalls (2 s: `scripts/test.sh` runs this inside a mount namespace
+/// whose `/etc/resolv.conf` points at `tests/dns/slow_dns.py`) holds up only its own
+/// connection: echoes on another connection of the same thread go on meanwhile. A lookup
+/// on the thread itself would hold one of them for the whole 2 s.
+#[test]
+#[ignore = "needs the stalling DNS server that scripts/test.sh starts"]
+fn a_stalled_name_lookup_does_not_hold_up_the_threads_other_connections() {
+    use std::time::Instant;
+    let server = common::serve_echo(common::one_worker());
+    let addr = server.local_addr();
+    common::run_client(async move {
+        let (ws, _) = connect(format!("ws://{addr}/")).await.unwrap();
+        let slow = tokio::task::spawn_local(async move {
+            let start = Instant::now();
+            let result = connect(format!("ws://stall.wsengine.test:{}/", addr.port())).await;
+            (result.map(|(ws, _)| ws), start.elapsed())
+        });
+        let mut latencies = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(2500) {
+            let sent = Instant::now();
+            ws.send_text("during the lookup").await.unwrap();
+            ws.recv().await.unwrap();
+            latencies.push(sent.elapsed());
+        }
+        let (result, took) = slow.await.unwrap();
+        let by_name = result.expect("the stalled name resolves in the end");
+        by_name.send_text("by name").await.unwrap();
+        assert_eq!(by_name.recv().await.unwrap(), Message::text("by name"));
+        assert!(
+            took >= Duration::from_millis(1900),
+            "the lookup did not stall: {took:?}"
+        );
+        latencies.sort();
+        let p50 = latencies[latencies.len() / 2];
+        let p99 = latencies[latencies.len() * 99 / 100];
+        let max = latencies[latencies.len() - 1];
+        println!(
+            "{} echoes during a {took:?} lookup: p50 {p50:?} p99 {p99:?} max {max:?}",
+            latencies.len()
+        );
+        assert!(max < Duration::from_millis(500), "an echo waited {max:?}");
+    });
+    server.shutdown(Duration::from_secs(1));
+}

@@ -22,6 +22,9 @@ pub enum Error {
     /// The opening handshake from a client was invalid (the server answered with its
     /// HTTP status).
     Handshake(HandshakeError),
+    /// We refused an opening handshake with this HTTP status (an invalid request, or the
+    /// hook said no); the response went out. From [`Upgrader::accept_stream`](super::upgrade::Upgrader::accept_stream).
+    Refused(u16),
     /// The server's answer to our opening handshake was not an acceptable upgrade.
     ClientHandshake(ClientHandshakeError),
     /// A deadline passed: connecting, the opening handshake, or the close handshake.
@@ -58,6 +61,7 @@ impl fmt::Display for Error {
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Send(e) => write!(f, "cannot send: {e}"),
             Error::Handshake(e) => write!(f, "handshake rejected: {e}"),
+            Error::Refused(status) => write!(f, "handshake refused with {status}"),
             Error::ClientHandshake(e) => write!(f, "handshake failed: {e}"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::InvalidUrl(why) => write!(f, "invalid URL: {why}"),

@@ -52,9 +52,11 @@ use hyper_util::rt::TokioIo;
 
 use super::driver::io_stream::IoStream;
 use super::driver::{Transport, drive_adopted};
+use super::error::Error;
+use super::handshake_io::HandshakeIo;
 use super::options::SocketOptions;
 use super::send_handle::SendWebSocket;
-use super::server::{HandshakeHook, answer};
+use super::server::{HandshakeHook, Policy, answer, handshake_with};
 use super::session::Session;
 use super::socket::{Shared, WebSocket};
 use crate::proto::connection::Connection;
@@ -160,6 +162,62 @@ impl Upgrader {
             )),
             Err(e) => Err(to_http(&e.to_response())),
         }
+    }
+
+    /// The opening handshake over a stream the application brings (any tokio
+    /// `AsyncRead + AsyncWrite`: a TLS stream from tokio-rustls, a Unix socket, an
+    /// in-memory pipe), with this upgrader's limits, hook and settings, within
+    /// `timeout`: the connection and the request, or [`Error::Refused`] with the status
+    /// that was answered (400, 403, 426, 431, ...). Call it inside one of our runtimes
+    /// (a server's handler, [`start`](super::start)): the connection runs on this thread,
+    /// read through the stream's own IO (the tokio driver's readiness loop).
+    pub async fn accept_stream<S>(
+        &self,
+        stream: S,
+        timeout: std::time::Duration,
+    ) -> Result<(WebSocket, Request), Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + 'static,
+    {
+        let stream = Rc::new(IoStream::new(stream));
+        let mut io = HandshakeIo::plain(&*stream);
+        let policy = Policy {
+            limits: &self.limits,
+            hook: self.on_handshake.as_deref(),
+            deflate: &self.options.protocol.deflate,
+        };
+        let (request, accepted, leftover) =
+            match tokio::time::timeout(timeout, handshake_with(&mut io, policy)).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(Some(refusal))) => {
+                    let status = status_of(&refusal);
+                    let _ = io.write_all(refusal).await;
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return Err(Error::Refused(status));
+                }
+                Ok(Err(None)) => {
+                    return Err(Error::Closed(crate::proto::close::CloseFrame {
+                        code: crate::proto::close::CloseCode::ABNORMAL,
+                        reason: crate::proto::message::Utf8Bytes::from_static(
+                            "the peer closed the stream during the handshake",
+                        ),
+                    }));
+                }
+                Err(_) => {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return Err(Error::Timeout("opening handshake"));
+                }
+            };
+        io.write_all(accepted.response).await?;
+        let conn = Connection::new(Role::Server, self.options.protocol.clone(), leftover)
+            .with_deflate(accepted.deflate);
+        let session = Session::new(conn, Rc::new(self.options.clone()));
+        let shared = Rc::new(
+            Shared::new(session, SocketAddr::from(([0, 0, 0, 0], 0)))
+                .with_request(request.path(), accepted.protocol.as_deref()),
+        );
+        tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
+        Ok((WebSocket::new(shared, Role::Server), request))
     }
 
     /// Whether [`on_handshake`](Self::on_handshake) set a hook.
@@ -295,6 +353,15 @@ fn tcp_of(
     };
     hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<tokio::net::TcpStream>>(upgraded)
         .map(|parts| (parts.io.into_inner(), parts.read_buf))
+}
+
+/// The status code of an HTTP response the core wrote (500 if it cannot be read).
+fn status_of(response: &[u8]) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|code| std::str::from_utf8(code).ok())
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(500)
 }
 
 /// The request's head as it came on the wire (HTTP/1.1), for the core's parser.

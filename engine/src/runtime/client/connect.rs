@@ -155,6 +155,28 @@ impl ConnectOptions {
         self.connect_on(stream, target, addr).await
     }
 
+    /// The opening handshake (and TLS, for a `wss://` URL) over a stream the application
+    /// brings instead of a TCP connection of ours (any tokio `AsyncRead + AsyncWrite`: a
+    /// Unix socket, a tunnel, a stream from another TLS library with a `ws://` URL): the
+    /// URL gives the `Host` header, path and scheme; nothing is resolved or connected.
+    /// Call it inside one of our runtimes: the connection runs on this thread, read
+    /// through the stream's own IO. [`handshake_timeout`](Self::handshake_timeout) bounds
+    /// the handshake.
+    #[cfg(feature = "hyper")]
+    pub async fn connect_stream<S>(
+        &self,
+        stream: S,
+        request: impl IntoConnectRequest,
+    ) -> Result<(WebSocket, Response), Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + 'static,
+    {
+        let target = Target::from_request(request.into_connect_request()?)?;
+        let stream = super::super::driver::io_stream::IoStream::new(stream);
+        self.connect_on(stream, target, SocketAddr::from(([0, 0, 0, 0], 0)))
+            .await
+    }
+
     async fn connect_on<T: Transport>(
         &self,
         stream: T,

@@ -8,7 +8,7 @@ use bytes::BytesMut;
 
 use super::{HandshakeHook, ServerShared};
 use crate::proto::extensions::DeflateConfig;
-use crate::proto::handshake::{Accept, Accepted, Request, ServerHandshake};
+use crate::proto::handshake::{Accept, Accepted, HandshakeLimits, Request, ServerHandshake};
 use crate::runtime::driver::Transport;
 use crate::runtime::handshake_io::HandshakeIo;
 
@@ -38,8 +38,31 @@ pub(crate) async fn handshake<T: Transport>(
     io: &mut HandshakeIo<'_, T>,
     shared: &ServerShared,
 ) -> Result<(Request, Accepted, BytesMut), Option<Vec<u8>>> {
+    let policy = Policy {
+        limits: &shared.handshake_limits,
+        hook: shared.on_handshake.as_deref(),
+        deflate: &shared.options.protocol.deflate,
+    };
+    handshake_with(io, policy).await
+}
+
+/// What decides on an upgrade request: the size limits, the hook, and the default for
+/// permessage-deflate.
+#[derive(Clone, Copy)]
+pub(crate) struct Policy<'a> {
+    pub(crate) limits: &'a HandshakeLimits,
+    pub(crate) hook: Option<&'a HandshakeHook>,
+    pub(crate) deflate: &'a DeflateConfig,
+}
+
+/// [`handshake`] under any [`Policy`]: our server's, or an `Upgrader`'s for a stream the
+/// application brings.
+pub(crate) async fn handshake_with<T: Transport>(
+    io: &mut HandshakeIo<'_, T>,
+    policy: Policy<'_>,
+) -> Result<(Request, Accepted, BytesMut), Option<Vec<u8>>> {
     io.tls_handshake(true).await.map_err(|_| None)?;
-    let mut parser = ServerHandshake::new(shared.handshake_limits.clone());
+    let mut parser = ServerHandshake::new(policy.limits.clone());
     let mut buf = BytesMut::new();
     let request = loop {
         match io.read_more(&mut buf).await {
@@ -55,8 +78,7 @@ pub(crate) async fn handshake<T: Transport>(
             Err(e) => return Err(Some(e.to_response())),
         }
     };
-    let deflate = &shared.options.protocol.deflate;
-    match answer(shared.on_handshake.as_deref(), deflate, &request) {
+    match answer(policy.hook, policy.deflate, &request) {
         Ok(accepted) => Ok((request, accepted, buf)),
         Err(refusal) => Err(Some(refusal)),
     }

@@ -40,7 +40,7 @@ mod worker;
 use crate::proto::close::CloseCode;
 use crate::proto::handshake::{Accept, HandshakeLimits, Reject, Request};
 #[cfg(feature = "hyper")]
-pub(crate) use accept::answer;
+pub(crate) use accept::{Policy, answer, handshake_with};
 
 /// Decides whether to accept an upgrade request: origin checks, authentication and
 /// subprotocol choice happen here.

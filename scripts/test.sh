@@ -82,6 +82,23 @@ start_bench_server() {
   BS_OUT="$out"
 }
 
+# Starts COMMAND... with its output in OUT and waits up to 10 s for a line starting with
+# PREFIX: the rest of that line goes in STARTED_LINE (empty if it never came), the PID in
+# STARTED_PID (and PIDS, for the cleanup).
+start_printing() {
+  local out="$1" prefix="$2"
+  shift 2
+  "$@" >"$out" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  STARTED_LINE=""
+  for _ in $(seq 100); do
+    STARTED_LINE="$(sed -n "s/^$prefix//p" "$out")"
+    [ -n "$STARTED_LINE" ] && break
+    sleep 0.1
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -265,15 +282,8 @@ PY
 chat_checks() {
   step "the chat example: rooms and direct messages between two Chromium windows"
   local out="$TMP/chat.out"
-  "$BIN"/examples/chat 127.0.0.1:0 127.0.0.1:0 >"$out" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  local page=""
-  for _ in $(seq 100); do
-    page="$(sed -n 's/^page on //p' "$out")"
-    [ -n "$page" ] && break
-    sleep 0.1
-  done
+  start_printing "$out" "page on " "$BIN"/examples/chat 127.0.0.1:0 127.0.0.1:0
+  local page="$STARTED_LINE" pid=$STARTED_PID
   if [ -n "$page" ] && timeout 120 python3 tests/interop/chat_test.py "$page/"; then pass "chat example in two Chromium windows"; else cat "$out"; fail "chat example in two Chromium windows"; fi
   kill "$pid" 2>/dev/null || true
 }
@@ -295,15 +305,9 @@ axum_checks() {
   kill "$pid" 2>/dev/null || true
   step "axum's chat example ported to the engine's extractor (only imports and type names changed)"
   out="$TMP/axum-chat.out"
-  "$BIN"/examples/axum_chat 127.0.0.1:0 >"$out" 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
-  local base=""
-  for _ in $(seq 100); do
-    base="$(sed -n 's/^listening on //p' "$out")"
-    [ -n "$base" ] && break
-    sleep 0.1
-  done
+  start_printing "$out" "listening on " "$BIN"/examples/axum_chat 127.0.0.1:0
+  local base="$STARTED_LINE"
+  pid=$STARTED_PID
   if [ -n "$base" ] && timeout 120 "$VENV/bin/python" tests/interop/axum_chat_test.py "$base"; then pass "python websockets clients vs the axum chat port"; else cat "$out"; fail "python websockets clients vs the axum chat port"; fi
   kill "$pid" 2>/dev/null || true
 }

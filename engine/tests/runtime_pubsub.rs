@@ -166,6 +166,21 @@ fn seq_of(m: &Message) -> u32 {
     u32::from_be_bytes(m.payload()[..4].try_into().unwrap())
 }
 
+/// Reads a closed subscriber's messages to the end: they are numbered 0, 1, 2, ...
+/// without a gap. Returns how many there were, and the end.
+async fn drain_in_order(ws: &WebSocket) -> (u32, Error) {
+    let mut next = 0;
+    loop {
+        match ws.recv().await {
+            Ok(m) => {
+                assert_eq!(seq_of(&m), next);
+                next += 1;
+            }
+            Err(e) => return (next, e),
+        }
+    }
+}
+
 // ---- tests --------------------------------------------------------------------------------
 
 #[test]
@@ -360,16 +375,7 @@ fn a_slow_subscriber_is_closed_with_the_chosen_code() {
             }
         }
         // It reads now: messages in order without a gap, then the close with 1008.
-        let mut next = 0;
-        let end = loop {
-            match stalled.recv().await {
-                Ok(m) => {
-                    assert_eq!(seq_of(&m), next);
-                    next += 1;
-                }
-                Err(e) => break e,
-            }
-        };
+        let (next, end) = drain_in_order(&stalled).await;
         match end {
             Error::Closed(frame) => {
                 assert_eq!(frame.code, CloseCode::POLICY_VIOLATION);
@@ -421,16 +427,7 @@ fn each_topic_gets_its_own_slow_subscriber_policy() {
             }
         }
         // The chat's subscriber: what was queued, in order, then 1013.
-        let mut next = 0;
-        let end = loop {
-            match chat_stalled.recv().await {
-                Ok(m) => {
-                    assert_eq!(seq_of(&m), next);
-                    next += 1;
-                }
-                Err(e) => break e,
-            }
-        };
+        let (_, end) = drain_in_order(&chat_stalled).await;
         match end {
             Error::Closed(frame) => assert_eq!(frame.code, CloseCode::TRY_AGAIN_LATER),
             other => panic!("expected 1013, got {other:?}"),

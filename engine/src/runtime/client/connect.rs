@@ -187,17 +187,13 @@ impl ConnectOptions {
         let stream = Rc::new(stream);
         if let Some(proxy) = &target.proxy {
             let tunnel = proxy.tunnel(&*stream, &target.host, target.port);
-            match tokio::time::timeout(self.handshake_timeout, tunnel).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
-                    return Err(e);
-                }
-                Err(_) => {
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
-                    return Err(Error::Timeout("the proxy's CONNECT answer"));
-                }
-            }
+            within(
+                &*stream,
+                self.handshake_timeout,
+                "the proxy's CONNECT answer",
+                tunnel,
+            )
+            .await?;
         }
         let mut io = if target.secure {
             let name = self.tls_server_name.as_deref().unwrap_or(&target.host);
@@ -211,19 +207,14 @@ impl ConnectOptions {
         } else {
             HandshakeIo::plain(&*stream)
         };
-        let handshake =
-            tokio::time::timeout(self.handshake_timeout, self.handshake(&mut io, &target)).await;
-        let (response, leftover) = match handshake {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-                return Err(Error::Timeout("opening handshake"));
-            }
-        };
+        let handshake = self.handshake(&mut io, &target);
+        let (response, leftover) = within(
+            &*stream,
+            self.handshake_timeout,
+            "opening handshake",
+            handshake,
+        )
+        .await?;
         let conn = Connection::new(Role::Client, self.socket.protocol.clone(), leftover)
             .with_deflate(response.deflate());
         let mut session = Session::new(conn, Rc::new(self.socket.clone()));
@@ -296,6 +287,24 @@ impl ConnectOptions {
             }
         }
     }
+}
+
+/// `step` within `timeout`; the stream is shut if it fails or times out (`what` names the
+/// step in [`Error::Timeout`]).
+async fn within<T: Transport, R>(
+    stream: &T,
+    timeout: Duration,
+    what: &'static str,
+    step: impl Future<Output = Result<R, Error>>,
+) -> Result<R, Error> {
+    let result = match tokio::time::timeout(timeout, step).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout(what)),
+    };
+    if result.is_err() {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+    result
 }
 
 /// Connects to each of `addrs` in turn until one answers, each attempt given an equal

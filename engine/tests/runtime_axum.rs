@@ -166,6 +166,7 @@ async fn an_upgraded_tcp_connection_knows_its_peer_and_echoes() {
 
 /// hyper serving something other than a TCP stream (a Unix socket here; a TLS stream in
 /// practice): the connection is read through hyper's IO, with the same protocol.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_over_another_stream_reads_through_hypers_io() {
     use hyper::service::service_fn;

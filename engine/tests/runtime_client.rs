@@ -61,6 +61,12 @@ async fn a_multi_threaded_tokio_program_echoes_the_size_matrix_and_closes_with_1
         assert_eq!(got, expected);
     }
     sent.await.unwrap();
+    // What the connection's thread counts, asked from here.
+    assert_eq!(ws.peer_addr(), server.local_addr());
+    let stats = ws.stats().await.unwrap();
+    assert_eq!((stats.messages_sent, stats.messages_received), (12, 12));
+    assert!(stats.wire.received > 2 * (65536 + (1 << 20)));
+    assert_eq!(ws.rtt().await.unwrap(), None, "no keepalive, no round trip");
     // The handle itself moves into a spawned task.
     let closed = tokio::spawn(async move {
         ws.close(CloseCode::NORMAL, "done").await.unwrap();

@@ -746,3 +746,24 @@ fn pongs_reach_the_handler_that_asks_for_them() {
     drop(s);
     server.shutdown(Duration::from_secs(1));
 }
+
+/// `ConnectOptions::local_addr`: the connection leaves from that address (the server sees
+/// it), on every driver.
+#[test]
+fn a_client_connects_from_the_source_address_it_is_given() {
+    let server = common::one_worker()
+        .serve(|ws: WebSocket, _req| async move {
+            let _ = ws.send_text(ws.peer_addr().ip().to_string()).await;
+            let _ = ws.recv().await;
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    client(async move {
+        let mut options = ConnectOptions::default();
+        options.local_addr = Some("127.0.0.2".parse().unwrap());
+        let (ws, _) = options.connect(url(addr).as_str()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("127.0.0.2"));
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    });
+    server.shutdown(Duration::from_secs(1));
+}

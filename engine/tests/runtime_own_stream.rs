@@ -2,6 +2,8 @@
 //! handshake through `Upgrader::accept_stream` and the client's through
 //! `ConnectOptions::connect_stream`, over Unix socket pairs inside one of our runtimes.
 
+#![cfg(unix)]
+
 use std::time::Duration;
 
 use wsengine::proto::handshake::{Accept, Reject};

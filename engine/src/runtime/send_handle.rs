@@ -20,10 +20,12 @@
 //! own bound.
 
 use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -32,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::Error;
 use super::pubsub::TrySendError;
+use super::session::ConnectionStats;
 use super::socket::WebSocket;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::error::SendError;
@@ -45,12 +48,16 @@ enum Command {
     Send(Message),
     Ping(Bytes),
     Close(CloseCode, String, oneshot::Sender<Result<(), Error>>),
+    /// The connection's counters and round-trip time, now.
+    Query(oneshot::Sender<(ConnectionStats, Option<Duration>)>),
 }
 
 /// What the handle, its writers and the connection's tasks share.
 struct Link {
     /// The connection's `max_send_queue`.
     bound: usize,
+    /// The peer's address.
+    peer_addr: SocketAddr,
     /// Bytes handed to the writer task and not yet queued on the connection.
     in_transit: AtomicUsize,
     state: Mutex<LinkState>,
@@ -125,6 +132,14 @@ impl Link {
     }
 }
 
+/// Adds `waker` to `wakers` unless a waker that wakes the same task is there already: a
+/// task that polls again and again while it waits keeps one entry.
+fn register(wakers: &mut Vec<Waker>, waker: &Waker) {
+    if !wakers.iter().any(|w| w.will_wake(waker)) {
+        wakers.push(waker.clone());
+    }
+}
+
 fn wake_all(wakers: &mut Vec<Waker>) {
     for waker in wakers.drain(..) {
         waker.wake();
@@ -188,7 +203,7 @@ impl WebSocketWriter {
         if in_transit == 0 || in_transit + len <= self.link.bound {
             return Poll::Ready(Ok(()));
         }
-        state.space.push(cx.waker().clone());
+        register(&mut state.space, cx.waker());
         Poll::Pending
     }
 
@@ -262,13 +277,37 @@ impl WebSocketWriter {
         if state.finished {
             return Poll::Ready(());
         }
-        state.finish.push(cx.waker().clone());
+        register(&mut state.finish, cx.waker());
         Poll::Pending
     }
 
     /// Whether the connection is closing or closed.
     pub fn is_closed(&self) -> bool {
         self.link.state().closing
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.link.peer_addr
+    }
+
+    /// The connection's counters ([`WebSocket::stats`]), asked of its thread: answered
+    /// after the messages queued before the call. Fails once the connection is gone.
+    pub async fn stats(&self) -> Result<ConnectionStats, Error> {
+        self.query().await.map(|(stats, _)| stats)
+    }
+
+    /// The round-trip time of the last keepalive ping answered ([`WebSocket::rtt`]), asked
+    /// of the connection's thread as [`stats`](Self::stats) is.
+    pub async fn rtt(&self) -> Result<Option<Duration>, Error> {
+        self.query().await.map(|(_, rtt)| rtt)
+    }
+
+    async fn query(&self) -> Result<(ConnectionStats, Option<Duration>), Error> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || Error::Send(SendError::Closed);
+        self.commands.send(Command::Query(tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
     }
 
     /// The close frame of the closing handshake once the connection has finished after
@@ -314,6 +353,7 @@ impl SendWebSocket {
     ) -> (SendWebSocket, impl Future<Output = ()>) {
         let link = Arc::new(Link {
             bound: max_send_queue,
+            peer_addr: ws.peer_addr(),
             in_transit: AtomicUsize::new(0),
             state: Mutex::new(LinkState::default()),
         });
@@ -393,6 +433,21 @@ impl SendWebSocket {
     /// [`WebSocketWriter::close_frame`].
     pub fn close_frame(&self) -> Option<CloseFrame> {
         self.writer.close_frame()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.writer.peer_addr()
+    }
+
+    /// The connection's counters; see [`WebSocketWriter::stats`].
+    pub async fn stats(&self) -> Result<ConnectionStats, Error> {
+        self.writer.stats().await
+    }
+
+    /// The keepalive's round-trip time; see [`WebSocketWriter::rtt`].
+    pub async fn rtt(&self) -> Result<Option<Duration>, Error> {
+        self.writer.rtt().await
     }
 }
 
@@ -508,6 +563,9 @@ async fn run(
                 Some(Command::Ping(payload)) => {
                     let _ = ws.ping(payload);
                 }
+                Some(Command::Query(reply)) => {
+                    let _ = reply.send((ws.stats(), ws.rtt()));
+                }
                 Some(Command::Close(code, reason, done)) => {
                     link.closing();
                     // Fails at once if the close frame cannot go (a bad code, a reason
@@ -524,4 +582,34 @@ async fn run(
         }
     }
     let _ = finished.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counted(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_task_that_polls_again_while_it_waits_is_registered_once() {
+        let task = Arc::new(Counted(AtomicUsize::new(0)));
+        let other = Arc::new(Counted(AtomicUsize::new(0)));
+        let mut wakers = Vec::new();
+        for _ in 0..1000 {
+            // Each poll has a clone of the task's waker.
+            register(&mut wakers, &Waker::from(task.clone()));
+        }
+        register(&mut wakers, &Waker::from(other.clone()));
+        assert_eq!(wakers.len(), 2);
+        wake_all(&mut wakers);
+        assert!(wakers.is_empty());
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+    }
 }

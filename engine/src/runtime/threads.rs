@@ -29,6 +29,10 @@ type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 /// worker's (these threads' connections are fewer).
 const RING_BUFFERS: u16 = 64;
 
+/// Submission queue entries of each thread's ring, a quarter of a worker's: with the
+/// buffers, about 1.2 MiB per thread.
+const RING_ENTRIES: u32 = 1024;
+
 struct Threads {
     jobs: Vec<mpsc::UnboundedSender<Job>>,
     next: AtomicUsize,
@@ -53,6 +57,7 @@ fn start_thread(index: usize) -> std::io::Result<mpsc::UnboundedSender<Job>> {
         .name(format!("wsengine-pool-{index}"))
         .spawn(move || {
             let ring = RingConfig {
+                entries: RING_ENTRIES,
                 buffers: RING_BUFFERS,
                 ..RingConfig::default()
             };

@@ -41,8 +41,8 @@ pub struct ConnectOptions {
     /// Deadline for the server's upgrade response. Default 10 s.
     pub handshake_timeout: Duration,
     /// Bind the local end to this source address before connecting (port chosen by the
-    /// kernel), e.g. 127.0.0.2 to use more than one address's ephemeral ports. The connect
-    /// is then a blocking `connect(2)` (instant on loopback). Default none.
+    /// kernel), e.g. 127.0.0.2 to use more than one address's ephemeral ports. Default
+    /// none.
     pub local_addr: Option<IpAddr>,
     /// Per-connection settings.
     pub socket: SocketOptions,
@@ -143,10 +143,15 @@ impl ConnectOptions {
         }
         let _ = driver;
         let (stream, addr) = first_answering(&addrs, deadline, |addr| async move {
-            match self.bound_socket(addr)? {
-                Some(socket) => {
-                    socket.set_nonblocking(true)?;
-                    tokio::net::TcpStream::from_std(socket)
+            match self.local_addr {
+                // Bound first, then connected without blocking the thread.
+                Some(local) => {
+                    let socket = match addr {
+                        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                    };
+                    socket.bind(SocketAddr::new(local, 0))?;
+                    socket.connect(addr).await
                 }
                 None => tokio::net::TcpStream::connect(addr).await,
             }
@@ -233,7 +238,9 @@ impl ConnectOptions {
     }
 
     /// With [`local_addr`](Self::local_addr): a socket bound to it and connected to
-    /// `addr` with a blocking `connect(2)` (instant on loopback).
+    /// `addr` with a blocking `connect(2)` (instant on loopback): the tokio-uring driver's
+    /// way, kept for comparison only.
+    #[cfg(uring)]
     fn bound_socket(&self, addr: SocketAddr) -> std::io::Result<Option<std::net::TcpStream>> {
         let Some(local) = self.local_addr else {
             return Ok(None);

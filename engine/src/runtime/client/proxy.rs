@@ -56,11 +56,11 @@ impl Proxy {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        // RFC 3986 percent-decoding (`%40` is `@`; a `+` is a `+`, not a space).
         let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let basic = (!parsed.username().is_empty()).then(|| {
             let user = decode(parsed.username());

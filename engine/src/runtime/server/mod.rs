@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use self::listener::bind_reuseport;
+use self::listener::{another, bind_reuseport};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::error::Error;
 use crate::runtime::executor::Driver;
@@ -283,7 +283,7 @@ impl ServerBuilder {
         let local_addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..self.workers {
-            listeners.push(bind_reuseport(local_addr, self.backlog)?);
+            listeners.push(another(&listeners[0], local_addr, self.backlog)?);
         }
         let stats = Arc::new(ServerStats::default());
         let driver = resolve(self.driver, self.ring_entries);

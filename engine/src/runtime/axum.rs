@@ -36,7 +36,7 @@ use http::request::Parts;
 
 use super::send_handle::SendWebSocket;
 use super::upgrade::{HttpResponse, Upgrader};
-use crate::proto::handshake::Accept;
+use crate::proto::handshake::{Accept, HandshakeLimits};
 
 /// Extracts a WebSocket upgrade request in an axum handler; answer it with
 /// [`on_upgrade`](Self::on_upgrade).
@@ -70,8 +70,18 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
+        // The request's shape is checked here, as axum's extractor checks it; the size
+        // limits are the upgrader's, applied in `on_upgrade` (431 there), since
+        // `.upgrader()` may still raise them. hyper has bounded the head already.
+        let generous = HandshakeLimits {
+            max_head_bytes: 1 << 20,
+            max_headers: 1024,
+        };
+        Upgrader::new()
+            .handshake_limits(generous)
+            .parse(&request)
+            .map_err(into_axum)?;
         let upgrader = Upgrader::new();
-        upgrader.parse(&request).map_err(into_axum)?;
         let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
             // Served by something other than hyper's HTTP/1.1 connection (a test with
             // `oneshot`, say): nothing to take the connection from.

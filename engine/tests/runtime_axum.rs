@@ -53,9 +53,32 @@ async fn peer(mut request: axum::extract::Request) -> Response {
     }
 }
 
+/// Upgrader's handler in a room: subscribes to the topic in the path, says `joined`,
+/// then publishes what it receives to the room.
+async fn room(
+    axum::extract::Path(topic): axum::extract::Path<String>,
+    mut request: axum::extract::Request,
+) -> Response {
+    use axum::response::IntoResponse;
+    match Upgrader::new().upgrade(&mut request) {
+        Ok((response, pending)) => {
+            pending.serve(move |ws, _request| async move {
+                ws.subscribe(&topic).unwrap();
+                let _ = ws.send_text("joined").await;
+                while let Ok(m) = ws.recv().await {
+                    ws.publish(&topic, &m).unwrap();
+                }
+            });
+            response.into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 async fn server() -> std::net::SocketAddr {
     let app = Router::new()
         .route("/ws", get(echo))
+        .route("/room/{topic}", get(room))
         .route("/peer", get(peer))
         .route("/post", post(echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -259,4 +282,52 @@ async fn hypers_own_http1_connection_over_tcp_moves_to_our_thread() {
     assert!(peer.port() != 0, "{peer}: the stream stayed in hyper's IO");
     ws.send_text("hi").await.unwrap();
     assert_eq!(ws.recv().await.unwrap(), Message::text("hi"));
+}
+
+/// Connections taken over from axum subscribe and publish as on our own server, across
+/// wsengine's threads, and `upgrade::publisher()` reaches them from outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgraded_connections_have_topics_across_the_threads() {
+    let addr = server().await;
+    let publisher = wsengine::runtime::upgrade::publisher();
+    let mut members = Vec::new();
+    for _ in 0..4 {
+        let (mut ws, _) = connect_send(&format!("ws://{addr}/room/lobby-axum"))
+            .await
+            .unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("joined"));
+        members.push(ws);
+    }
+    assert_eq!(publisher.subscribers("lobby-axum"), 4);
+    // One member's message reaches every member, itself included.
+    members[0].send_text("hello room").await.unwrap();
+    for ws in &mut members {
+        assert_eq!(ws.recv().await.unwrap(), Message::text("hello room"));
+    }
+    // From outside, in order.
+    for i in 0..50 {
+        publisher.publish("lobby-axum", Message::text(format!("outside {i}")));
+    }
+    for ws in &mut members {
+        for i in 0..50 {
+            assert_eq!(
+                ws.recv().await.unwrap(),
+                Message::text(format!("outside {i}"))
+            );
+        }
+    }
+    let stats = publisher.topic_stats("lobby-axum");
+    assert_eq!(
+        (stats.published, stats.delivered, stats.dropped),
+        (51, 204, 0)
+    );
+    // Leaving: the counts go back to zero.
+    for ws in members {
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while publisher.subscribers("lobby-axum") > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(publisher.subscribers("lobby-axum"), 0);
 }

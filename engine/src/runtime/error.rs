@@ -40,8 +40,9 @@ pub enum Error {
     /// A certificate, key or root file could not be read, or they do not form a valid
     /// TLS configuration.
     TlsConfig(String),
-    /// Pub/sub (topics, [`Sender`](super::Sender)) needs a connection accepted by a
-    /// [`Server`](super::Server); this one is a client or was taken over from hyper.
+    /// Pub/sub (topics, [`Sender`](super::Sender)) needs a server connection: one a
+    /// [`Server`](super::Server) accepted, or one taken over from hyper on wsengine's
+    /// threads; this one is a client's, or one an application brought as a stream.
     PubSubUnavailable,
     /// The HTTP proxy refused the tunnel (its status), or did not answer as a proxy.
     Proxy(String),
@@ -75,8 +76,8 @@ impl fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::TlsConfig(why) => write!(f, "TLS configuration: {why}"),
             Error::PubSubUnavailable => f.write_str(
-                "pub/sub needs a connection accepted by a wsengine Server (not a client's, \
-                 nor one taken over from hyper)",
+                "pub/sub needs a server connection (a wsengine Server's, or one taken over \
+                 from hyper), not a client's nor a stream the application brought",
             ),
             Error::Proxy(why) => write!(f, "proxy: {why}"),
             Error::Io(e) => write!(f, "IO error: {e}"),

@@ -566,9 +566,11 @@ impl WebSocket {
     /// connection. Returns `false` if it was already subscribed. The subscription ends
     /// with [`unsubscribe`](Self::unsubscribe) or when the connection finishes.
     ///
-    /// Fails with [`Error::PubSubUnavailable`] on a connection not accepted by a
-    /// [`Server`](super::Server) (a client, or one taken over from hyper), and with the
-    /// reason it ends once the connection is closing.
+    /// Fails with [`Error::PubSubUnavailable`] on a client's connection and on a stream
+    /// the application brought (`accept_stream`), and with the reason it ends once the
+    /// connection is closing. A connection taken over from hyper or axum shares the
+    /// topics of every such connection in the process
+    /// ([`upgrade::publisher`](super::upgrade::publisher)), not a `Server`'s.
     pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<bool, Error> {
         let pubsub = self.pubsub()?;
         Ok(pubsub.subscribe(&self.guard.0, topic.as_ref()))

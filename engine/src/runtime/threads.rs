@@ -11,15 +11,18 @@
 //! The threads are made on first use, one per CPU, and live as long as the process.
 //! Connections are spread over them in turn.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
 use super::error::Error;
 use super::executor::{Driver, LocalRuntime};
+use super::pubsub::{Hub, Inbox, InboxRx, Mesh, PubSubOptions, Publisher, Slots, WorkerPubSub};
 use super::uring::RingConfig;
 
 /// Work for one of the threads: makes the future to run there (it need not be `Send`).
@@ -34,24 +37,53 @@ const RING_BUFFERS: u16 = 64;
 const RING_ENTRIES: u32 = 1024;
 
 struct Threads {
-    jobs: Vec<mpsc::UnboundedSender<Job>>,
+    /// Each thread's job queue; `None` where the thread could not start.
+    jobs: Vec<Option<mpsc::UnboundedSender<Job>>>,
     next: AtomicUsize,
+    /// Pub/sub among the connections taken over from hyper, one worker per thread.
+    hub: Arc<Hub>,
 }
+
+thread_local! {
+    /// On one of these threads: its part of the pub/sub.
+    static PUBSUB: RefCell<Option<Rc<WorkerPubSub>>> = const { RefCell::new(None) };
+}
+
+/// The send bound a thread's pub/sub uses for its `Sender`s: the default
+/// `max_send_queue` (the connections' own options apply to what they queue).
+const SENDER_BOUND: usize = 1 << 20;
 
 fn threads() -> &'static Threads {
     static THREADS: OnceLock<Threads> = OnceLock::new();
     THREADS.get_or_init(|| {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let jobs = (0..count).filter_map(|i| start_thread(i).ok()).collect();
+        let hub = Arc::new(Hub::default());
+        let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| Inbox::new()).unzip();
+        let _ = hub.mesh.set(Mesh {
+            inboxes,
+            totals: Slots::new(count),
+            fragment_size: None,
+            options: PubSubOptions::default(),
+        });
+        let jobs = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(i, inbox)| start_thread(i, inbox, hub.clone()).ok())
+            .collect();
         Threads {
             jobs,
             next: AtomicUsize::new(0),
+            hub,
         }
     })
 }
 
-/// Starts thread `index`; its jobs go to the sender returned.
-fn start_thread(index: usize) -> std::io::Result<mpsc::UnboundedSender<Job>> {
+/// Starts thread `index` with its pub/sub inbox; its jobs go to the sender returned.
+fn start_thread(
+    index: usize,
+    inbox: InboxRx,
+    hub: Arc<Hub>,
+) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
         .name(format!("wsengine-pool-{index}"))
@@ -66,12 +98,26 @@ fn start_thread(index: usize) -> std::io::Result<mpsc::UnboundedSender<Job>> {
                 return;
             };
             runtime.block_on(async move {
+                let pubsub = Rc::new(WorkerPubSub::new(hub, index, SENDER_BOUND));
+                tokio::task::spawn_local(pubsub.clone().run(inbox));
+                tokio::task::spawn_local(pubsub.run_wakes());
+                PUBSUB.with(|p| *p.borrow_mut() = Some(pubsub));
                 while let Some(job) = rx.recv().await {
                     tokio::task::spawn_local(job());
                 }
             });
         })?;
     Ok(tx)
+}
+
+/// This thread's part of the pub/sub, on one of these threads.
+pub(crate) fn pubsub() -> Option<Rc<WorkerPubSub>> {
+    PUBSUB.with(|p| p.borrow().clone())
+}
+
+/// A [`Publisher`] to the topics of the connections taken over from hyper.
+pub(crate) fn publisher() -> Publisher {
+    threads().hub.publisher()
 }
 
 /// Runs the future `make` returns on one of the threads, as a task local to it.
@@ -86,10 +132,11 @@ where
             "wsengine's connection threads could not start",
         ))
     };
-    if threads.jobs.is_empty() {
+    let running: Vec<&mpsc::UnboundedSender<Job>> = threads.jobs.iter().flatten().collect();
+    if running.is_empty() {
         return Err(unavailable());
     }
-    let index = threads.next.fetch_add(1, Ordering::Relaxed) % threads.jobs.len();
+    let index = threads.next.fetch_add(1, Ordering::Relaxed) % running.len();
     let job: Job = Box::new(move || Box::pin(make()));
-    threads.jobs[index].send(job).map_err(|_| unavailable())
+    running[index].send(job).map_err(|_| unavailable())
 }

@@ -55,6 +55,7 @@ use super::driver::{Transport, drive_adopted};
 use super::error::Error;
 use super::handshake_io::HandshakeIo;
 use super::options::SocketOptions;
+use super::pubsub::Publisher;
 use super::send_handle::SendWebSocket;
 use super::server::{HandshakeHook, Policy, answer, handshake_with};
 use super::session::Session;
@@ -294,10 +295,10 @@ impl PendingWebSocket {
                     };
                     // Bytes hyper read past the request come first.
                     let session = connection(BytesMut::from(&read_buf[..]));
-                    let shared = Rc::new(
+                    let shared = Rc::new(with_pool_pubsub(
                         Shared::new(session, peer_addr)
                             .with_request(request.path(), protocol.as_deref()),
-                    );
+                    ));
                     if drive_adopted(tcp, shared.clone()).is_err() {
                         return;
                     }
@@ -306,10 +307,10 @@ impl PendingWebSocket {
                 Err(upgraded) => {
                     let stream = Rc::new(IoStream::new(TokioIo::new(upgraded)));
                     // Bytes hyper read past the request are inside `upgraded`: read first.
-                    let shared = Rc::new(
+                    let shared = Rc::new(with_pool_pubsub(
                         Shared::new(connection(BytesMut::new()), peer_addr)
                             .with_request(request.path(), protocol.as_deref()),
-                    );
+                    ));
                     tokio::task::spawn_local(stream.drive(shared.clone(), Box::new(|| {})));
                     shared
                 }
@@ -339,6 +340,24 @@ impl PendingWebSocket {
             run.await;
         });
     }
+}
+
+/// A connection on one of wsengine's threads takes part in their pub/sub.
+fn with_pool_pubsub(shared: Shared) -> Shared {
+    match super::threads::pubsub() {
+        Some(pubsub) => shared.with_pubsub(pubsub),
+        None => shared,
+    }
+}
+
+/// A [`Publisher`] to the topics of the connections taken over from hyper or axum
+/// (through [`Upgrader`] or the axum extractor, on every route of the process): their
+/// handlers `subscribe` and `publish` as on our own server, and this reaches them from
+/// any thread. The slow-subscriber policy is the default
+/// ([`SlowSubscriber::Drop`](super::SlowSubscriber::Drop)). Connections of a
+/// [`Server`](super::Server) have their own topics.
+pub fn publisher() -> Publisher {
+    super::threads::publisher()
 }
 
 /// The TCP stream under an upgraded connection, with the bytes hyper read past the

@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 
 use super::error::Error;
 use super::executor::{Driver, LocalRuntime};
-use super::pubsub::{Hub, Inbox, InboxRx, Mesh, PubSubOptions, Publisher, Slots, WorkerPubSub};
+#[cfg(feature = "hyper")]
+use super::pubsub::Publisher;
+use super::pubsub::{Hub, Inbox, InboxRx, Mesh, PubSubOptions, Slots, WorkerPubSub};
 use super::uring::RingConfig;
 
 /// Work for one of the threads: makes the future to run there (it need not be `Send`).
@@ -41,6 +43,7 @@ struct Threads {
     jobs: Vec<Option<mpsc::UnboundedSender<Job>>>,
     next: AtomicUsize,
     /// Pub/sub among the connections taken over from hyper, one worker per thread.
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
     hub: Arc<Hub>,
 }
 
@@ -111,11 +114,13 @@ fn start_thread(
 }
 
 /// This thread's part of the pub/sub, on one of these threads.
+#[cfg(feature = "hyper")]
 pub(crate) fn pubsub() -> Option<Rc<WorkerPubSub>> {
     PUBSUB.with(|p| p.borrow().clone())
 }
 
 /// A [`Publisher`] to the topics of the connections taken over from hyper.
+#[cfg(feature = "hyper")]
 pub(crate) fn publisher() -> Publisher {
     threads().hub.publisher()
 }

@@ -128,6 +128,17 @@ fn two_workers() -> ServerBuilder {
     builder().workers(2)
 }
 
+/// A command server on two workers whose connections queue at most 128 KiB (a stalled
+/// subscriber is over its bound after a few publishes), with `pubsub`'s policies.
+fn small_queues_server(pubsub: PubSubOptions) -> (ServerHandle, SocketAddr, Publisher) {
+    let mut options = SocketOptions::default();
+    options.max_send_queue = 128 * 1024;
+    let builder = two_workers().socket_options(options).pubsub(pubsub);
+    let server = command_server(builder, Arc::default());
+    let (addr, publisher) = (server.local_addr(), server.publisher());
+    (server, addr, publisher)
+}
+
 fn url(addr: SocketAddr) -> String {
     format!("ws://{addr}/")
 }
@@ -349,15 +360,10 @@ fn a_subscriber_that_never_reads_loses_messages_not_memory_with_drop() {
 fn a_slow_subscriber_is_closed_with_the_chosen_code() {
     let _others = beside_others();
     const LEN: usize = 16 * 1024;
-    let mut options = SocketOptions::default();
-    options.max_send_queue = 128 * 1024;
-    let builder = two_workers().socket_options(options).pubsub(
+    let (_server, addr, publisher) = small_queues_server(
         PubSubOptions::default()
             .slow_subscriber(SlowSubscriber::Close(CloseCode::POLICY_VIOLATION)),
     );
-    let server = command_server(builder, Arc::default());
-    let addr = server.local_addr();
-    let publisher = server.publisher();
     run_client(async move {
         let stalled = subscriber(addr, "orders").await;
         let reader = subscriber(addr, "orders").await;
@@ -397,16 +403,11 @@ fn a_slow_subscriber_is_closed_with_the_chosen_code() {
 fn each_topic_gets_its_own_slow_subscriber_policy() {
     let _others = beside_others();
     const LEN: usize = 16 * 1024;
-    let mut options = SocketOptions::default();
-    options.max_send_queue = 128 * 1024;
-    let builder = two_workers().socket_options(options).pubsub(
+    let (_server, addr, publisher) = small_queues_server(
         PubSubOptions::default()
             .slow_subscriber(SlowSubscriber::Drop)
             .topic_policy("room:", SlowSubscriber::Close(CloseCode::TRY_AGAIN_LATER)),
     );
-    let server = command_server(builder, Arc::default());
-    let addr = server.local_addr();
-    let publisher = server.publisher();
     run_client(async move {
         let chat_stalled = subscriber(addr, "room:1").await;
         let feed_stalled = subscriber(addr, "md:AAPL").await;

@@ -137,11 +137,12 @@ where
             "wsengine's connection threads could not start",
         ))
     };
-    let running: Vec<&mpsc::UnboundedSender<Job>> = threads.jobs.iter().flatten().collect();
-    if running.is_empty() {
+    // In turn, skipping a thread that could not start.
+    let count = threads.jobs.len();
+    let first = threads.next.fetch_add(1, Ordering::Relaxed);
+    let Some(jobs) = (0..count).find_map(|i| threads.jobs[(first + i) % count].as_ref()) else {
         return Err(unavailable());
-    }
-    let index = threads.next.fetch_add(1, Ordering::Relaxed) % running.len();
+    };
     let job: Job = Box::new(move || Box::pin(make()));
-    running[index].send(job).map_err(|_| unavailable())
+    jobs.send(job).map_err(|_| unavailable())
 }

@@ -294,7 +294,12 @@ impl PendingWebSocket {
                         return;
                     };
                     // Bytes hyper read past the request come first.
-                    let session = connection(BytesMut::from(&read_buf[..]));
+                    // Taken over without a copy when hyper holds no other reference.
+                    let session = connection(if read_buf.is_empty() {
+                        BytesMut::new()
+                    } else {
+                        BytesMut::from(read_buf)
+                    });
                     let shared = Rc::new(with_pool_pubsub(
                         Shared::new(session, peer_addr)
                             .with_request(request.path(), protocol.as_deref()),
